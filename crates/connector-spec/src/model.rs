@@ -1,0 +1,765 @@
+//! The types of the connector format, `version: 1`.
+//!
+//! serde reads them, schemars derives `schemas/connector.schema.json` from them, and
+//! the doc comments become the schema's descriptions (and so the editor's hover text).
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::duration::Duration;
+use crate::jsonpath::JsonPath;
+use crate::template::Template;
+
+/// A connector: one source API, its streams, webhooks and push targets.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Connector spec")]
+pub struct Spec {
+    /// Version of the format; only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// Name of the connector: lowercase letters, digits and `_`. Names the output folder.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub name: String,
+    /// What the API is, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Values a user supplies: from `--set`, `--config`, environment variables or defaults.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub config: IndexMap<String, ConfigDecl>,
+    /// How to talk to the API: base URL, auth, headers, rate limits, retries.
+    pub http: Http,
+    /// The collections of records to pull, by name (the name of the output file).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub streams: IndexMap<String, Stream>,
+    /// Signed webhooks the API sends, served by `runtime serve`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub webhooks: IndexMap<String, Webhook>,
+    /// Write endpoints that `runtime push` sends records to.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub push: IndexMap<String, PushTarget>,
+}
+
+/// One configuration value the connector needs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDecl {
+    /// The value's type; `--set` strings are converted to it.
+    #[serde(rename = "type")]
+    pub kind: ConfigType,
+    /// What the value is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Used when no other source gives a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Whether a value must be given; defaults to true when there is no default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// A secret never appears in logs, errors, output or state.
+    #[serde(default)]
+    pub secret: bool,
+    /// Environment variable that supplies the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub env: Option<String>,
+}
+
+impl ConfigDecl {
+    /// Whether a missing value is an error.
+    pub fn is_required(&self) -> bool {
+        self.required.unwrap_or(self.default.is_none())
+    }
+}
+
+/// The type of a configuration value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigType {
+    /// Any text.
+    String,
+    /// A whole number.
+    Integer,
+    /// A number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// An RFC 3339 date-time such as `2024-01-01T00:00:00Z`.
+    Datetime,
+}
+
+/// How to talk to the API.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// Base URL every stream path is joined to.
+    pub base_url: Template,
+    /// Headers sent with every request.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, Template>,
+    /// Query parameters sent with every request.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub params: IndexMap<String, Template>,
+    /// Time limit of one request, e.g. `30s`.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// How requests are authenticated.
+    #[serde(default)]
+    pub auth: Auth,
+    /// The API's rate-limit signals and a client-side ceiling.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    /// Which failures are retried, and how long to back off.
+    #[serde(default)]
+    pub retry: Retry,
+}
+
+fn default_timeout() -> Duration {
+    Duration::new("30s")
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    /// No authentication.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token, usually `"{{ config.api_key }}"`.
+        token: Template,
+    },
+    /// A key sent in a header or a query parameter.
+    ApiKey {
+        /// The header or query parameter name, e.g. `X-API-Key`.
+        name: String,
+        /// The key, usually `"{{ config.api_key }}"`.
+        value: Template,
+        /// Where the key goes.
+        #[serde(default, rename = "in")]
+        location: ApiKeyLocation,
+    },
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: Template,
+        /// Password.
+        #[serde(default = "empty_template")]
+        password: Template,
+    },
+    /// OAuth2 client credentials grant: the token is fetched, cached until it expires and refreshed once on a 401.
+    Oauth2ClientCredentials {
+        /// Token endpoint URL.
+        token_url: Template,
+        /// Client id.
+        client_id: Template,
+        /// Client secret.
+        client_secret: Template,
+        /// Scopes requested, sent space-separated.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scopes: Vec<String>,
+        /// Extra form parameters of the token request, e.g. `audience`.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        params: IndexMap<String, Template>,
+        /// Send the client credentials as HTTP basic auth (`basic`) or in the form body (`body`).
+        #[serde(default)]
+        credentials_in: CredentialsIn,
+    },
+}
+
+fn empty_template() -> Template {
+    Template::new("")
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyLocation {
+    /// A request header.
+    #[default]
+    Header,
+    /// A query parameter (redacted wherever the URL is printed).
+    Query,
+}
+
+/// Where OAuth2 client credentials go in the token request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialsIn {
+    /// `client_id` and `client_secret` form fields.
+    #[default]
+    Body,
+    /// HTTP basic authentication.
+    Basic,
+}
+
+/// The API's rate-limit signals, and a ceiling the client keeps to on its own.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Client-side ceiling shared by every stream and partition of the connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001))]
+    pub requests_per_second: Option<f64>,
+    /// Requests allowed at once above the steady rate.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub burst: u32,
+    /// Header telling how long to wait after a 429 or 503.
+    #[serde(default = "default_retry_after")]
+    pub retry_after: String,
+    /// Header with the requests left in the current window.
+    #[serde(default = "default_remaining")]
+    pub remaining: String,
+    /// Header with the end of the current window.
+    #[serde(default = "default_reset")]
+    pub reset: String,
+    /// How the reset header is written.
+    #[serde(default)]
+    pub reset_format: ResetFormat,
+    /// When remaining falls to this many, every request waits for the reset.
+    #[serde(default)]
+    pub floor: u64,
+    /// Also read the IETF `RateLimit` and `RateLimit-Policy` fields.
+    #[serde(default = "yes")]
+    pub ietf_headers: bool,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests_per_second: None,
+            burst: 1,
+            retry_after: default_retry_after(),
+            remaining: default_remaining(),
+            reset: default_reset(),
+            reset_format: ResetFormat::default(),
+            floor: 0,
+            ietf_headers: true,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_retry_after() -> String {
+    "Retry-After".into()
+}
+fn default_remaining() -> String {
+    "X-RateLimit-Remaining".into()
+}
+fn default_reset() -> String {
+    "X-RateLimit-Reset".into()
+}
+
+/// How a rate-limit reset header is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetFormat {
+    /// Unix time in seconds.
+    #[default]
+    UnixSeconds,
+    /// Unix time in milliseconds.
+    UnixMillis,
+    /// Seconds from now.
+    DeltaSeconds,
+    /// An HTTP-date.
+    HttpDate,
+}
+
+/// Which failures are retried, and how the waits grow.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts per request, the first included.
+    #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1))]
+    pub max_attempts: u32,
+    /// First backoff when no header says how long.
+    #[serde(default = "default_initial")]
+    pub initial: Duration,
+    /// Longest single backoff.
+    #[serde(default = "default_max")]
+    pub max: Duration,
+    /// Longest total wait for one request before giving up.
+    #[serde(default = "default_max_total")]
+    pub max_total: Duration,
+    /// Statuses that are retried.
+    #[serde(default = "default_statuses")]
+    pub on_status: Vec<u16>,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_attempts(),
+            initial: default_initial(),
+            max: default_max(),
+            max_total: default_max_total(),
+            on_status: default_statuses(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    6
+}
+fn default_initial() -> Duration {
+    Duration::new("1s")
+}
+fn default_max() -> Duration {
+    Duration::new("60s")
+}
+fn default_max_total() -> Duration {
+    Duration::new("10m")
+}
+fn default_statuses() -> Vec<u16> {
+    vec![429, 500, 502, 503, 504]
+}
+
+/// A collection of records pulled from one endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// Path joined to `http.base_url`, or an absolute URL.
+    pub path: Template,
+    /// HTTP method.
+    #[serde(default)]
+    pub method: Method,
+    /// Query parameters.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub params: IndexMap<String, Template>,
+    /// Headers, on top of `http.headers`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, Template>,
+    /// JSON body; string values are templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// JSONPath of the records in a response, e.g. `$.orders[*]`.
+    pub records: JsonPath,
+    /// Field or fields that identify a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<PrimaryKey>,
+    /// How to get the next page.
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Fetch only what changed since the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+    /// Drop a record whose primary key was already written in this run.
+    #[serde(default)]
+    pub dedup: bool,
+    /// Makes this a child stream: one pass per record of the parent stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+    /// The records' JSON schema, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    /// The records' JSON schema, from a file relative to the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_file: Option<String>,
+}
+
+/// An HTTP method for reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// GET.
+    #[default]
+    Get,
+    /// POST, for search endpoints.
+    Post,
+}
+
+/// A primary key: one field, or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PrimaryKey {
+    /// One field.
+    One(String),
+    /// Several fields, in order.
+    Many(Vec<String>),
+}
+
+impl PrimaryKey {
+    /// The fields, in order.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            PrimaryKey::One(f) => vec![f.as_str()],
+            PrimaryKey::Many(fs) => fs.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// How to get the next page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// One request, one page.
+    #[default]
+    None,
+    /// `offset` and `limit` query parameters.
+    Offset {
+        /// Records per page, sent as `limit_param`.
+        #[schemars(range(min = 1))]
+        limit: u64,
+        /// Name of the offset parameter.
+        #[serde(default = "default_offset_param")]
+        offset_param: String,
+        /// Name of the limit parameter.
+        #[serde(default = "default_limit_param")]
+        limit_param: String,
+        /// First offset.
+        #[serde(default)]
+        start: u64,
+        /// JSONPath of the total record count; paging stops once it is reached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<JsonPath>,
+        /// Stop after this many pages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1))]
+        max_pages: Option<u64>,
+    },
+    /// A page number query parameter.
+    PageNumber {
+        /// Name of the page parameter.
+        #[serde(default = "default_page_param")]
+        page_param: String,
+        /// Number of the first page.
+        #[serde(default = "one_u64")]
+        start: u64,
+        /// Records per page, sent as `size_param` when that is set; a shorter page is the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1))]
+        size: Option<u64>,
+        /// Name of the page size parameter.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_param: Option<String>,
+        /// JSONPath of the total record count; paging stops once it is reached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<JsonPath>,
+        /// JSONPath of the number of pages; paging stops after that page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total_pages: Option<JsonPath>,
+        /// Stop after this many pages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1))]
+        max_pages: Option<u64>,
+    },
+    /// An opaque cursor from the body (`next`) or a header (`next_header`), sent back as `param`.
+    Cursor {
+        /// JSONPath of the next cursor in the body.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<JsonPath>,
+        /// Response header holding the next cursor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_header: Option<String>,
+        /// Query parameter that carries the cursor.
+        param: String,
+        /// Page size parameter; a shorter page is the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page_size: Option<PageSize>,
+        /// Stop after this many pages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1))]
+        max_pages: Option<u64>,
+    },
+    /// The URL of the next page, from the body.
+    NextUrl {
+        /// JSONPath of the next page's URL, relative or absolute.
+        next: JsonPath,
+        /// Stop after this many pages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1))]
+        max_pages: Option<u64>,
+    },
+    /// RFC 8288 `Link: <...>; rel="next"` headers.
+    LinkHeader {
+        /// Link relation of the next page.
+        #[serde(default = "default_rel")]
+        rel: String,
+        /// Stop after this many pages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1))]
+        max_pages: Option<u64>,
+    },
+}
+
+impl Pagination {
+    /// The `max_pages` stop rule, whatever the kind.
+    pub fn max_pages(&self) -> Option<u64> {
+        match self {
+            Pagination::None => Some(1),
+            Pagination::Offset { max_pages, .. }
+            | Pagination::PageNumber { max_pages, .. }
+            | Pagination::Cursor { max_pages, .. }
+            | Pagination::NextUrl { max_pages, .. }
+            | Pagination::LinkHeader { max_pages, .. } => *max_pages,
+        }
+    }
+}
+
+fn default_offset_param() -> String {
+    "offset".into()
+}
+fn default_limit_param() -> String {
+    "limit".into()
+}
+fn default_page_param() -> String {
+    "page".into()
+}
+fn default_rel() -> String {
+    "next".into()
+}
+fn one_u64() -> u64 {
+    1
+}
+
+/// A page size sent with cursor pagination.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageSize {
+    /// Query parameter name.
+    pub param: String,
+    /// Records per page.
+    #[schemars(range(min = 1))]
+    pub value: u64,
+}
+
+/// Fetch only the records that changed since the last run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    /// Field of the record that grows with each change: a name, or a JSONPath into the record.
+    pub cursor_field: String,
+    /// Query parameter that filters on the cursor (inclusive); without it the runtime filters itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// Query parameter for the end of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_param: Option<String>,
+    /// Value of `end_param`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<Template>,
+    /// Where the first run starts, usually `"{{ config.start_date }}"`.
+    pub start: Template,
+    /// Re-read this far behind the saved cursor, for late writes, e.g. `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<Duration>,
+    /// How cursor values compare.
+    #[serde(default)]
+    pub cursor_type: CursorType,
+    /// `time` format description of a datetime cursor that is not RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The API returns records sorted by the cursor, so state is saved after every page.
+    #[serde(default)]
+    pub sorted: bool,
+}
+
+/// How cursor values compare.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorType {
+    /// Date-times (RFC 3339 unless `format` says otherwise).
+    #[default]
+    Datetime,
+    /// Integers.
+    Integer,
+    /// Strings, compared byte-wise.
+    String,
+}
+
+/// The parent of a child stream.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parent {
+    /// Name of the parent stream.
+    pub stream: String,
+    /// Field of the parent record that identifies it, available as `parent.<field>`.
+    pub key: String,
+    /// Parent fields copied into each child record: new field name -> parent field.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub include: IndexMap<String, String>,
+    /// Parent records processed at once.
+    #[serde(default = "default_parent_concurrency")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: u32,
+}
+
+fn default_parent_concurrency() -> u32 {
+    4
+}
+
+/// A signed webhook the API sends.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// URL path served, e.g. `/webhooks/orders`.
+    #[schemars(regex(pattern = "^/"))]
+    pub path: String,
+    /// Stream whose output the events go to (and whose primary key `version_field` uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// How deliveries are signed.
+    pub signature: Signature,
+    /// JSONPath of the event id in the body, for deduplication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<JsonPath>,
+    /// Header holding the event id, when the body has none (e.g. `X-GitHub-Delivery`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id_header: Option<String>,
+    /// JSONPath of the record inside the event; the whole body when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<JsonPath>,
+    /// Field of the record that orders its versions; enables the latest view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_field: Option<String>,
+    /// Largest body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    #[schemars(range(min = 1))]
+    pub max_body_bytes: u64,
+}
+
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+
+/// A webhook signature scheme.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Signature {
+    /// HMAC-SHA256 of the raw body in a header (GitHub's `X-Hub-Signature-256: sha256=<hex>` style).
+    HmacSha256 {
+        /// Header carrying the signature.
+        header: String,
+        /// Text before the signature, e.g. `sha256=`.
+        #[serde(default)]
+        prefix: String,
+        /// How the signature is encoded.
+        #[serde(default)]
+        encoding: SignatureEncoding,
+        /// Secrets accepted; several during a rotation.
+        secrets: Vec<Template>,
+    },
+    /// Stripe: `Stripe-Signature: t=<ts>,v1=<hex>` over `<ts>.<body>`.
+    Stripe {
+        /// Header carrying the signature.
+        #[serde(default = "default_stripe_header")]
+        header: String,
+        /// Secrets accepted (`whsec_...`, used as they are).
+        secrets: Vec<Template>,
+        /// Oldest timestamp accepted, relative to now.
+        #[serde(default = "default_tolerance")]
+        tolerance: Duration,
+    },
+    /// Standard Webhooks 1.0: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    StandardWebhooks {
+        /// Secrets accepted (`whsec_` + base64).
+        secrets: Vec<Template>,
+        /// Oldest timestamp accepted, relative to now.
+        #[serde(default = "default_tolerance")]
+        tolerance: Duration,
+    },
+}
+
+fn default_stripe_header() -> String {
+    "Stripe-Signature".into()
+}
+fn default_tolerance() -> Duration {
+    Duration::new("5m")
+}
+
+/// How an HMAC signature is encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    /// Lowercase or uppercase hexadecimal.
+    #[default]
+    Hex,
+    /// Standard base64.
+    Base64,
+}
+
+/// A write endpoint that `runtime push` sends records to.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushTarget {
+    /// HTTP method.
+    #[serde(default)]
+    pub method: WriteMethod,
+    /// Path joined to `http.base_url`; may use `record.<field>`.
+    pub path: Template,
+    /// Headers, on top of `http.headers`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, Template>,
+    /// JSON body with templates over `record`; the record as it is when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// How each request's idempotency key is made.
+    pub idempotency: Idempotency,
+    /// JSONPath of the created object's id in the response, saved with the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<JsonPath>,
+    /// What a 409 or 422 does to the run.
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+    /// Records sent at once.
+    #[serde(default = "default_push_concurrency")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: u32,
+}
+
+fn default_push_concurrency() -> u32 {
+    4
+}
+
+/// An HTTP method for writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WriteMethod {
+    /// POST.
+    #[default]
+    Post,
+    /// PUT.
+    Put,
+    /// PATCH.
+    Patch,
+}
+
+/// How the idempotency key of a record is made.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Idempotency {
+    /// Header carrying the key.
+    #[serde(default = "default_idem_header")]
+    pub header: String,
+    /// A record field that already holds the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_field: Option<String>,
+    /// Record fields the key is derived from (UUIDv5 in the connector and target's namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_fields: Vec<String>,
+}
+
+fn default_idem_header() -> String {
+    "Idempotency-Key".into()
+}
+
+/// What a 409 or 422 answer does to a push run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Stop the run (records already in flight finish).
+    #[default]
+    Stop,
+    /// Report it and go on with the next record.
+    Skip,
+}

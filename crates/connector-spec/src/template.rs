@@ -1,0 +1,185 @@
+//! Minijinja templates: compiled once, rendered many times, strict about undefined names.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use minijinja::{Environment, UndefinedBehavior};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Name under which the single template of an environment is stored.
+const NAME: &str = "t";
+
+/// Upper bound on the work of one render, so a template cannot loop forever.
+const FUEL: u64 = 200_000;
+
+/// A template string from the spec, such as `"/orders/{{ parent.id }}"`.
+///
+/// It compiles on first use and keeps the compiled form; the loader forces the
+/// compilation, so a spec that loaded cannot fail later for a syntax error.
+#[derive(Clone, Default)]
+pub struct Template {
+    source: String,
+    compiled: OnceLock<Result<Arc<Environment<'static>>, String>>,
+}
+
+/// A template failed to compile or to render.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+impl Template {
+    /// Wraps a template source; nothing is compiled yet.
+    pub fn new(source: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The template as written in the spec.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// True when the source has no template syntax at all, so rendering is a copy.
+    pub fn is_literal(&self) -> bool {
+        !self.source.contains("{{") && !self.source.contains("{%") && !self.source.contains("{#")
+    }
+
+    fn env(&self) -> Result<&Arc<Environment<'static>>, TemplateError> {
+        self.compiled
+            .get_or_init(|| compile(&self.source).map(Arc::new))
+            .as_ref()
+            .map_err(|e| TemplateError(e.clone()))
+    }
+
+    /// Compiles the template (once) and reports a syntax error.
+    pub fn check(&self) -> Result<(), TemplateError> {
+        self.env().map(|_| ())
+    }
+
+    /// Top-level variables and attribute paths the template reads, e.g. `config.api_key`.
+    pub fn variables(&self) -> Result<BTreeSet<String>, TemplateError> {
+        let env = self.env()?;
+        let tmpl = env
+            .get_template(NAME)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        Ok(tmpl.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Renders the template with the given context.
+    pub fn render<S: Serialize>(&self, ctx: S) -> Result<String, TemplateError> {
+        if self.is_literal() {
+            return Ok(self.source.clone());
+        }
+        let env = self.env()?;
+        let tmpl = env
+            .get_template(NAME)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        tmpl.render(minijinja::value::Serde(ctx))
+            .map_err(|e| TemplateError(describe(&e)))
+    }
+}
+
+/// The filters and tests a spec may use, on top of minijinja's builtins.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // `debug` would print the whole context, secrets included.
+    env.remove_global("debug");
+    env.set_fuel(Some(FUEL));
+    env
+}
+
+fn compile(source: &str) -> Result<Environment<'static>, String> {
+    let mut env = environment();
+    env.add_template_owned(NAME, source.to_owned())
+        .map_err(|e| describe(&e))?;
+    Ok(env)
+}
+
+/// One line: the error kind and detail, without minijinja's multi-line debug dump.
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Template({:?})", self.source)
+    }
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl From<&str> for Template {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl Serialize for Template {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::new)
+    }
+}
+
+impl JsonSchema for Template {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Template".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A minijinja template, e.g. \"{{ config.base_url }}\". Variables: config, and where they apply parent, page, incremental."
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_and_lists_variables() {
+        let t = Template::new("/orders/{{ parent.id }}?k={{ config.key }}");
+        let vars = t.variables().unwrap();
+        assert!(vars.contains("parent.id"), "{vars:?}");
+        assert!(vars.contains("config.key"), "{vars:?}");
+        let out = t
+            .render(serde_json::json!({"parent": {"id": 7}, "config": {"key": "x"}}))
+            .unwrap();
+        assert_eq!(out, "/orders/7?k=x");
+    }
+
+    #[test]
+    fn undefined_is_an_error() {
+        let t = Template::new("{{ config.missing }}");
+        assert!(t.render(serde_json::json!({"config": {}})).is_err());
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        assert!(Template::new("{{ config.x ").check().is_err());
+    }
+
+    #[test]
+    fn debug_global_is_gone() {
+        let t = Template::new("{{ debug() }}");
+        assert!(t.render(serde_json::json!({"config": {}})).is_err());
+    }
+}
