@@ -1,1 +1,14 @@
-//! stub
+//! The engine: turns a loaded connector spec into requests, records, files and state.
+//!
+//! Owns HTTP (auth, rate limits, retries), pagination, record extraction, sinks,
+//! incremental state and the sync orchestration. It must not parse command lines or
+//! print for people directly: it reports through [`report`] events that a host renders.
+
+pub mod config;
+pub mod redact;
+
+pub use config::{ConfigError, ResolvedConfig};
+pub use redact::Redactor;
+pub mod http;
+pub mod render;
+pub mod stats;

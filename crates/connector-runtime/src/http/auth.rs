@@ -1,0 +1,184 @@
+//! Credentials on requests: bearer, API key, basic, OAuth2 client credentials.
+
+use std::time::Duration;
+
+use connector_spec::{ApiKeyLocation, Auth, CredentialsIn};
+use reqwest::RequestBuilder;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::render::{render, RenderError};
+
+/// Refresh an OAuth2 token this long before it expires.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+
+/// The rendered credentials of a connector.
+#[derive(Debug)]
+pub enum Credentials {
+    /// Nothing is added.
+    None,
+    /// A header, e.g. `Authorization: Bearer ...` or `X-API-Key: ...`.
+    Header(String, String),
+    /// A query parameter.
+    Query(String, String),
+    /// HTTP basic.
+    Basic(String, String),
+    /// OAuth2 client credentials, with the cached token.
+    OAuth2(Box<OAuth2>),
+}
+
+/// An OAuth2 client-credentials grant and its cached access token.
+#[derive(Debug)]
+pub struct OAuth2 {
+    token_url: String,
+    form: Vec<(String, String)>,
+    basic: Option<(String, String)>,
+    token: Mutex<Option<(String, Option<Instant>)>>,
+}
+
+/// Fetching an OAuth2 token failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(pub String);
+
+impl Credentials {
+    /// Renders the spec's auth with the configuration.
+    pub fn new(auth: &Auth, ctx: &Value) -> Result<Self, RenderError> {
+        Ok(match auth {
+            Auth::None => Credentials::None,
+            Auth::Bearer { token } => Credentials::Header(
+                "Authorization".into(),
+                format!("Bearer {}", render(token, ctx, "http.auth.token")?),
+            ),
+            Auth::ApiKey { name, value, location } => {
+                let v = render(value, ctx, "http.auth.value")?;
+                match location {
+                    ApiKeyLocation::Header => Credentials::Header(name.clone(), v),
+                    ApiKeyLocation::Query => Credentials::Query(name.clone(), v),
+                }
+            }
+            Auth::Basic { username, password } => Credentials::Basic(
+                render(username, ctx, "http.auth.username")?,
+                render(password, ctx, "http.auth.password")?,
+            ),
+            Auth::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                params,
+                credentials_in,
+            } => {
+                let id = render(client_id, ctx, "http.auth.client_id")?;
+                let secret = render(client_secret, ctx, "http.auth.client_secret")?;
+                let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+                if !scopes.is_empty() {
+                    form.push(("scope".into(), scopes.join(" ")));
+                }
+                for (k, v) in params {
+                    form.push((k.clone(), render(v, ctx, &format!("http.auth.params.{k}"))?));
+                }
+                let basic = match credentials_in {
+                    CredentialsIn::Basic => Some((id, secret)),
+                    CredentialsIn::Body => {
+                        form.push(("client_id".into(), id));
+                        form.push(("client_secret".into(), secret));
+                        None
+                    }
+                };
+                Credentials::OAuth2(Box::new(OAuth2 {
+                    token_url: render(token_url, ctx, "http.auth.token_url")?,
+                    form,
+                    basic,
+                    token: Mutex::new(None),
+                }))
+            }
+        })
+    }
+
+    /// The query parameter that carries a secret, to mask it in printed URLs.
+    pub fn secret_param(&self) -> Option<&str> {
+        match self {
+            Credentials::Query(name, _) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether a 401 may be cured by fetching a new token.
+    pub fn refreshable(&self) -> bool {
+        matches!(self, Credentials::OAuth2(_))
+    }
+
+    /// Adds the credentials to a request; fetches an OAuth2 token when none is cached.
+    ///
+    /// Returns the access token when one was fetched, so the caller can redact it.
+    pub async fn apply(
+        &self,
+        req: RequestBuilder,
+        client: &reqwest::Client,
+    ) -> Result<(RequestBuilder, Option<String>), TokenError> {
+        Ok(match self {
+            Credentials::None => (req, None),
+            Credentials::Header(k, v) => (req.header(k.as_str(), v.as_str()), None),
+            Credentials::Query(k, v) => (req.query(&[(k.as_str(), v.as_str())]), None),
+            Credentials::Basic(u, p) => (req.basic_auth(u, Some(p)), None),
+            Credentials::OAuth2(o) => {
+                let (token, fresh) = o.token(client).await?;
+                (req.bearer_auth(&token), fresh.then_some(token))
+            }
+        })
+    }
+
+    /// Forgets a cached OAuth2 token after the API refused it.
+    pub async fn invalidate(&self) {
+        if let Credentials::OAuth2(o) = self {
+            *o.token.lock().await = None;
+        }
+    }
+}
+
+impl OAuth2 {
+    async fn token(&self, client: &reqwest::Client) -> Result<(String, bool), TokenError> {
+        let mut guard = self.token.lock().await;
+        if let Some((t, exp)) = guard.as_ref() {
+            if exp.is_none_or(|e| Instant::now() + EXPIRY_MARGIN < e) {
+                return Ok((t.clone(), false));
+            }
+        }
+        let mut req = client.post(&self.token_url).form(&self.form);
+        if let Some((id, secret)) = &self.basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| TokenError(format!("OAuth2 token request to {} failed: {}", self.token_url, e.without_url())))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TokenError(format!("OAuth2 token response from {} was cut short: {}", self.token_url, e.without_url())))?;
+        if !status.is_success() {
+            return Err(TokenError(format!(
+                "OAuth2 token request to {} answered {}: the token endpoint rejected the client credentials",
+                self.token_url, status
+            )));
+        }
+        let json: Value = serde_json::from_slice(&body).map_err(|_| {
+            TokenError(format!("OAuth2 token response from {} is not JSON", self.token_url))
+        })?;
+        let token = json
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError(format!("OAuth2 token response from {} has no access_token", self.token_url)))?
+            .to_owned();
+        let expires = json
+            .get("expires_in")
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Instant::now() + Duration::from_secs_f64(s.min(1e9)));
+        *guard = Some((token.clone(), expires));
+        Ok((token, true))
+    }
+}

@@ -1,0 +1,124 @@
+//! Pacing shared by every stream and partition of a connector: a requests-per-second
+//! ceiling (governor's GCRA) and a gate that closes when the API says to stop.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+use super::retry_after::Budget;
+
+/// The pacing state of one connector's API.
+#[derive(Debug)]
+pub struct Limiter {
+    ceiling: Option<DefaultDirectRateLimiter>,
+    paused_until: Mutex<Option<Instant>>,
+    floor: u64,
+}
+
+/// Why a request had to wait before it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The API's remaining budget reached the floor; waiting for its reset.
+    Budget,
+    /// The client-side requests-per-second ceiling.
+    Ceiling,
+}
+
+impl Limiter {
+    /// A limiter with an optional ceiling (requests per second, burst) and a remaining floor.
+    pub fn new(requests_per_second: Option<f64>, burst: u32, floor: u64) -> Self {
+        let ceiling = requests_per_second
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .and_then(|rps| {
+                let period = Duration::from_secs_f64(1.0 / rps);
+                let burst = NonZeroU32::new(burst.max(1))?;
+                Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(burst)))
+            });
+        Self {
+            ceiling,
+            paused_until: Mutex::new(None),
+            floor,
+        }
+    }
+
+    /// Waits until a request may go; returns what was waited for and how long.
+    pub async fn acquire(&self) -> Vec<(Hold, Duration)> {
+        let mut held = Vec::new();
+        loop {
+            let until = self.paused_until.lock().ok().and_then(|g| *g);
+            match until {
+                Some(t) if t > Instant::now() => {
+                    let start = Instant::now();
+                    tokio::time::sleep_until(t).await;
+                    held.push((Hold::Budget, start.elapsed()));
+                }
+                _ => break,
+            }
+        }
+        if let Some(c) = &self.ceiling {
+            let start = Instant::now();
+            c.until_ready().await;
+            let waited = start.elapsed();
+            if waited >= Duration::from_millis(1) {
+                held.push((Hold::Ceiling, waited));
+            }
+        }
+        held
+    }
+
+    /// Closes the gate for everyone for `d` (e.g. after a `Retry-After`).
+    pub fn pause_for(&self, d: Duration) {
+        let until = Instant::now() + d;
+        if let Ok(mut g) = self.paused_until.lock() {
+            if g.is_none_or(|cur| cur < until) {
+                *g = Some(until);
+            }
+        }
+    }
+
+    /// Learns from a response's budget; returns the pause it started, if any.
+    pub fn observe(&self, budget: Budget) -> Option<Duration> {
+        match budget {
+            Budget {
+                remaining: Some(r),
+                reset_in: Some(reset),
+            } if r <= self.floor && !reset.is_zero() => {
+                // A little past the reset, so the first request lands in the new window.
+                let d = reset + Duration::from_millis(50);
+                self.pause_for(d);
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn gate_holds_everyone_until_reset() {
+        let l = Limiter::new(None, 1, 0);
+        assert!(l.acquire().await.is_empty());
+        let started = Instant::now();
+        let paused = l.observe(Budget {
+            remaining: Some(0),
+            reset_in: Some(Duration::from_secs(2)),
+        });
+        assert!(paused.is_some());
+        let held = l.acquire().await;
+        assert_eq!(held.len(), 1);
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        assert!(
+            l.observe(Budget {
+                remaining: Some(5),
+                reset_in: Some(Duration::from_secs(2))
+            })
+            .is_none()
+        );
+    }
+}

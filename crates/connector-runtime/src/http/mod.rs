@@ -1,0 +1,375 @@
+//! One HTTP client per connector: credentials, pacing and retries around reqwest.
+
+pub mod auth;
+pub mod backoff;
+pub mod limiter;
+pub mod retry_after;
+
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use connector_spec::{RateLimit, Spec};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use url::Url;
+
+use crate::redact::Redactor;
+use crate::render::RenderError;
+use crate::stats::Stats;
+use auth::Credentials;
+use limiter::{Hold, Limiter};
+
+/// Bytes of a failed response's body quoted in the error.
+const SNIPPET: usize = 200;
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// GET, POST, ...
+    pub method: reqwest::Method,
+    /// Full URL, query included (credentials are added at send time).
+    pub url: Url,
+    /// Headers beyond the credentials.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: Option<Vec<u8>>,
+}
+
+/// A successful response, body read in full.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Status code (2xx).
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body, decompressed.
+    pub body: Bytes,
+    /// The URL that answered (after redirects).
+    pub url: Url,
+}
+
+/// A request that failed for good, with a message fit to print (secrets masked).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct HttpError {
+    /// The whole story: what was sent, what came back, what was tried.
+    pub message: String,
+    /// The last status received, if any.
+    pub status: Option<u16>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Retry settings in usable form.
+#[derive(Debug, Clone)]
+struct RetryPolicy {
+    max_attempts: u32,
+    initial: Duration,
+    max: Duration,
+    max_total: Duration,
+    on_status: Vec<u16>,
+}
+
+/// The HTTP side of a connector, shared by all its streams.
+#[derive(Debug)]
+pub struct Http {
+    client: reqwest::Client,
+    creds: Credentials,
+    limiter: Limiter,
+    retry: RetryPolicy,
+    rate: RateLimit,
+    redactor: RwLock<Redactor>,
+    auth_keys: Vec<String>,
+}
+
+/// What went wrong with one attempt, for the log line and the final error.
+struct Failure {
+    reason: String,
+    status: Option<u16>,
+    dictated: Option<Duration>,
+}
+
+impl Http {
+    /// Builds the client of a spec with resolved configuration.
+    pub fn new(spec: &Spec, ctx: &Value, redactor: Redactor) -> Result<Self, RenderError> {
+        let creds = Credentials::new(&spec.http.auth, ctx)?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("connector-runtime/", env!("CARGO_PKG_VERSION")))
+            .timeout(spec.http.timeout.get())
+            .connect_timeout(spec.http.timeout.get().min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| RenderError {
+                field: "http".into(),
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let r = &spec.http.rate_limit;
+        let retry = &spec.http.retry;
+        Ok(Self {
+            client,
+            creds,
+            limiter: Limiter::new(r.requests_per_second, r.burst, r.floor),
+            retry: RetryPolicy {
+                max_attempts: retry.max_attempts.max(1),
+                initial: retry.initial.get(),
+                max: retry.max.get(),
+                max_total: retry.max_total.get(),
+                on_status: retry.on_status.clone(),
+            },
+            rate: r.clone(),
+            redactor: RwLock::new(redactor),
+            auth_keys: auth_config_keys(spec),
+        })
+    }
+
+    /// Masks secrets (configured and learnt) in a text.
+    pub fn redact(&self, text: &str) -> String {
+        match self.redactor.read() {
+            Ok(r) => r.redact(text),
+            Err(_) => String::from("(redacted)"),
+        }
+    }
+
+    /// A URL fit to print.
+    pub fn show_url(&self, url: &Url) -> String {
+        let params: Vec<&str> = self.creds.secret_param().into_iter().collect();
+        match self.redactor.read() {
+            Ok(r) => r.url(url, &params),
+            Err(_) => String::from("(redacted)"),
+        }
+    }
+
+    /// Sends a request, waiting and retrying as the spec and the API say.
+    pub async fn send(&self, req: &Outgoing, stats: &Stats, who: &str) -> Result<Incoming, HttpError> {
+        let shown = format!("{} {}", req.method, self.show_url(&req.url));
+        let mut waited_total = Duration::ZERO;
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            for (hold, d) in self.limiter.acquire().await {
+                stats.waited(d);
+                waited_total += d;
+                if hold == Hold::Budget {
+                    tracing::info!("{who}: rate limit budget exhausted, waited {:.1}s for the reset", d.as_secs_f64());
+                }
+            }
+            Stats::add(&stats.requests, 1);
+            let failure = match self.attempt(req).await {
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(f)) => f,
+                Err(fatal) => {
+                    if fatal.status == Some(401) && self.creds.refreshable() && !refreshed {
+                        refreshed = true;
+                        self.creds.invalidate().await;
+                        tracing::info!("{who}: 401 from {shown}, fetching a new OAuth2 token");
+                        continue;
+                    }
+                    return Err(HttpError {
+                        message: fatal.reason,
+                        status: fatal.status,
+                        attempts: attempt,
+                    });
+                }
+            };
+            let wait = match failure.dictated {
+                Some(d) => d + backoff::small_jitter(),
+                None => backoff::full_jitter(self.retry.initial, self.retry.max, attempt - 1),
+            };
+            if attempt >= self.retry.max_attempts || waited_total + wait > self.retry.max_total {
+                let why = if attempt >= self.retry.max_attempts {
+                    format!("gave up after {attempt} attempts")
+                } else {
+                    format!(
+                        "gave up after {attempt} attempts: the next wait of {:.1}s would pass retry.max_total ({:.0}s)",
+                        wait.as_secs_f64(),
+                        self.retry.max_total.as_secs_f64()
+                    )
+                };
+                return Err(HttpError {
+                    message: format!(
+                        "{shown}: {why} and {:.1}s waited; last: {}",
+                        waited_total.as_secs_f64(),
+                        failure.reason
+                    ),
+                    status: failure.status,
+                    attempts: attempt,
+                });
+            }
+            if failure.dictated.is_some() {
+                // The API asked everyone to wait, not only this request.
+                self.limiter.pause_for(wait);
+            }
+            tracing::warn!(
+                "{who}: {}, waiting {:.1}s, attempt {}/{}",
+                failure.reason,
+                wait.as_secs_f64(),
+                attempt + 1,
+                self.retry.max_attempts
+            );
+            Stats::add(&stats.retries, 1);
+            stats.waited(wait);
+            waited_total += wait;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt: Ok(Ok) success, Ok(Err) retryable failure, Err fatal failure.
+    async fn attempt(&self, req: &Outgoing) -> Result<Result<Incoming, Failure>, Failure> {
+        let shown = format!("{} {}", req.method, self.show_url(&req.url));
+        let mut rb = self.client.request(req.method.clone(), req.url.clone());
+        for (k, v) in &req.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        if let Some(body) = &req.body {
+            rb = rb.header("content-type", "application/json").body(body.clone());
+        }
+        let rb = match self.creds.apply(rb, &self.client).await {
+            Ok((rb, fresh)) => {
+                if let (Some(t), Ok(mut r)) = (fresh, self.redactor.write()) {
+                    r.add(&t);
+                }
+                rb
+            }
+            Err(e) => {
+                return Ok(Err(Failure {
+                    reason: self.redact(&e.to_string()),
+                    status: None,
+                    dictated: None,
+                }));
+            }
+        };
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(Err(Failure {
+                    reason: format!("{shown}: {}", self.redact(&transport(&e))),
+                    status: None,
+                    dictated: None,
+                }));
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let url = resp.url().clone();
+        let now = SystemTime::now();
+        let budget = retry_after::parse_budget(&headers, &self.rate, now);
+        if let Some(p) = self.limiter.observe(budget) {
+            tracing::info!(
+                "rate limit: {} left, pausing every request for {:.1}s until the reset",
+                budget.remaining.unwrap_or(0),
+                p.as_secs_f64()
+            );
+        }
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Ok(Err(Failure {
+                    reason: format!("{shown}: the response body was cut short ({})", self.redact(&transport(&e))),
+                    status: Some(status),
+                    dictated: None,
+                }));
+            }
+        };
+        if (200..300).contains(&status) {
+            return Ok(Ok(Incoming { status, headers, body, url }));
+        }
+        let snippet = self.redact(&snippet(&body));
+        let retry_after = headers
+            .get(self.rate.retry_after.as_str())
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after::parse_retry_after(v, now).map(|d| (v.to_owned(), d)));
+        if self.retry.on_status.contains(&status) {
+            let reason = match (&retry_after, status) {
+                (Some((raw, _)), 429) => format!("rate limited (429, {}: {raw})", self.rate.retry_after),
+                (Some((raw, _)), _) => format!("{status} from {shown} ({}: {raw})", self.rate.retry_after),
+                (None, 429) => format!("rate limited (429 from {shown}, no {})", self.rate.retry_after),
+                (None, _) => format!("{status} from {shown}"),
+            };
+            return Ok(Err(Failure {
+                reason,
+                status: Some(status),
+                dictated: retry_after.map(|(_, d)| d),
+            }));
+        }
+        let hint = match status {
+            401 | 403 if !self.auth_keys.is_empty() => format!(
+                ": the API rejected the credentials in {}",
+                self.auth_keys.iter().map(|k| format!("config.{k}")).collect::<Vec<_>>().join(", ")
+            ),
+            401 => ": the API wants credentials; add `http.auth` to the spec".into(),
+            404 => ": check the stream's `path` and `http.base_url`".into(),
+            _ => String::new(),
+        };
+        let body_part = if snippet.is_empty() {
+            String::new()
+        } else {
+            format!("; body: {snippet}")
+        };
+        Err(Failure {
+            reason: format!("{status} from {shown}{hint}{body_part}"),
+            status: Some(status),
+            dictated: None,
+        })
+    }
+}
+
+/// A transport error in words, without reqwest's URL (which may hold a query secret).
+fn transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "body error"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        detail = s.to_string();
+        src = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// The first bytes of a body, printable.
+pub fn snippet(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(SNIPPET)];
+    let text: String = String::from_utf8_lossy(cut)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim().to_owned();
+    if body.len() > SNIPPET {
+        format!("{text}...")
+    } else {
+        text
+    }
+}
+
+/// Config keys that feed the credentials, to name them when the API refuses them.
+fn auth_config_keys(spec: &Spec) -> Vec<String> {
+    use connector_spec::Auth;
+    let templates: Vec<&connector_spec::Template> = match &spec.http.auth {
+        Auth::None => vec![],
+        Auth::Bearer { token } => vec![token],
+        Auth::ApiKey { value, .. } => vec![value],
+        Auth::Basic { username, password } => vec![username, password],
+        Auth::Oauth2ClientCredentials { client_id, client_secret, .. } => vec![client_id, client_secret],
+    };
+    let mut keys: Vec<String> = templates
+        .iter()
+        .filter_map(|t| t.variables().ok())
+        .flatten()
+        .filter_map(|v| v.strip_prefix("config.").map(|k| k.split('.').next().unwrap_or(k).to_owned()))
+        .collect();
+    keys.dedup();
+    keys
+}
