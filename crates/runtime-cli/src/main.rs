@@ -4,21 +4,63 @@
 //! `connector-runtime`, so the same behaviour is reachable from tests and other hosts.
 
 mod args;
+mod cmd_sync;
+mod logging;
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let reporter = logging::init(cli.log_format);
     match cli.command {
         args::Command::Schema => {
-            println!("{}", connector_spec::schema::schema_json());
+            println!("{}", connector_spec::schema::schema_json().trim_end());
             ExitCode::SUCCESS
         }
-        _ => {
-            eprintln!("error: this command is not built yet");
-            ExitCode::from(2)
+        args::Command::Sync {
+            common,
+            out,
+            state: _,
+            streams,
+            concurrency,
+            limit,
+            full_refresh: _,
+        } => cmd_sync::run(
+            cmd_sync::SyncArgs {
+                common,
+                out,
+                streams,
+                concurrency,
+                limit,
+            },
+            reporter,
+        ),
+        _ => usage_error("this command is not built yet"),
+    }
+}
+
+/// Prints a usage, spec or config error and returns exit status 2.
+pub fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// Runs a future on a multi-threaded runtime; exit status 1 if the runtime cannot start.
+pub fn block_on<F: Future>(f: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => Ok(rt.block_on(f)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Err(ExitCode::from(1))
         }
     }
 }

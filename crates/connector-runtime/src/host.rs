@@ -1,0 +1,49 @@
+//! The steps every command shares: load the spec, resolve its configuration, build the
+//! engine. Errors here are the user's to fix (exit status 2).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use connector_spec::LoadedSpec;
+
+use crate::config::ResolvedConfig;
+use crate::engine::Engine;
+
+/// A problem with the spec, the configuration or the command line.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A spec with its configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The checked spec.
+    pub loaded: LoadedSpec,
+    /// Its configuration values.
+    pub config: ResolvedConfig,
+}
+
+/// Loads and checks the spec, then resolves its configuration from the process environment.
+pub fn prepare(spec: &Path, config: Option<&Path>, sets: &[String]) -> Result<Prepared, UsageError> {
+    let loaded = connector_spec::load(spec).map_err(|e| UsageError(e.to_string()))?;
+    let env = |k: &str| std::env::var(k).ok();
+    let config = ResolvedConfig::resolve(&loaded.spec, config, sets, &env)
+        .map_err(|e| UsageError(format!("{}: {e}", spec.display())))?;
+    Ok(Prepared { loaded, config })
+}
+
+impl Prepared {
+    /// The output folder: the one given, or `output/<connector name>`.
+    pub fn out_dir(&self, given: Option<&Path>) -> PathBuf {
+        given
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("output").join(&self.loaded.spec.name))
+    }
+
+    /// The engine for this spec.
+    pub fn engine(&self, out_dir: PathBuf) -> Result<Arc<Engine>, UsageError> {
+        Engine::new(self.loaded.spec.clone(), self.config.clone(), out_dir)
+            .map(Arc::new)
+            .map_err(|e| UsageError(e.0))
+    }
+}

@@ -1,0 +1,113 @@
+//! JSON-lines output files that replace the previous file only when complete.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Buffer of the output writer: large writes, few syscalls.
+const BUFFER: usize = 256 * 1024;
+
+/// A stream's output being written to a temporary file next to its final place.
+#[derive(Debug)]
+pub struct JsonlSink {
+    tmp: PathBuf,
+    target: PathBuf,
+    writer: Option<BufWriter<File>>,
+}
+
+impl JsonlSink {
+    /// Starts `<dir>/<stream>.jsonl`; nothing replaces the current file until [`commit`](Self::commit).
+    pub fn create(dir: &Path, stream: &str) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let target = dir.join(format!("{stream}.jsonl"));
+        let tmp = dir.join(format!(".{stream}.jsonl.{}.tmp", std::process::id()));
+        let file = File::create(&tmp)?;
+        Ok(Self {
+            tmp,
+            target,
+            writer: Some(BufWriter::with_capacity(BUFFER, file)),
+        })
+    }
+
+    /// Appends complete lines.
+    pub fn write(&mut self, lines: &[u8]) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.write_all(lines),
+            None => Err(io::Error::other("output already committed")),
+        }
+    }
+
+    /// Flushes, syncs, and atomically replaces the stream's file with the new one.
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        let Some(w) = self.writer.take() else {
+            return Err(io::Error::other("output already committed"));
+        };
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        replace(&self.tmp, &self.target)?;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for JsonlSink {
+    fn drop(&mut self) {
+        // Not committed: the previous complete file stays, the partial one goes.
+        if self.writer.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Renames `from` over `to` and syncs the folder, so the rename survives a crash.
+pub fn replace(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_dir(to)
+}
+
+/// Syncs the folder holding `path`.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// Writes a whole file atomically: temp file, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    replace(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("s.jsonl"), "old\n").unwrap();
+        {
+            let mut s = JsonlSink::create(dir.path(), "s").unwrap();
+            s.write(b"new\n").unwrap();
+        }
+        assert_eq!(fs::read_to_string(dir.path().join("s.jsonl")).unwrap(), "old\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        let mut s = JsonlSink::create(dir.path(), "s").unwrap();
+        s.write(b"new\n").unwrap();
+        s.commit().unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("s.jsonl")).unwrap(), "new\n");
+    }
+}

@@ -1,0 +1,232 @@
+//! Running the selected streams of a spec: parents before children, bounded concurrency,
+//! each stream's output committed only when it completed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::engine::{Engine, SetupError};
+use crate::paginate::Stop;
+use crate::report::{Reporter, StreamOutcome};
+use crate::stream::{ParentMsg, StreamError, StreamRun};
+
+/// Capacity of a parent-to-child channel: enough to keep children busy, small enough
+/// that a slow child slows its parent instead of filling memory.
+const CHANNEL: usize = 256;
+
+/// What to sync and how.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Streams asked for (empty: all); their parents run too.
+    pub streams: Vec<String>,
+    /// Top-level streams running at once.
+    pub concurrency: usize,
+    /// At most this many records per stream.
+    pub limit: Option<u64>,
+    /// Where output goes (already resolved by the host).
+    pub out_dir: PathBuf,
+}
+
+/// The outcome of every stream that ran, in spec order.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    /// One per stream.
+    pub outcomes: Vec<StreamOutcome>,
+}
+
+impl SyncReport {
+    /// Whether every stream succeeded.
+    pub fn ok(&self) -> bool {
+        self.outcomes.iter().all(|o| o.error.is_none())
+    }
+}
+
+/// The streams to run, in spec order: those asked for and their ancestors.
+pub fn select(spec: &connector_spec::Spec, asked: &[String]) -> Result<Vec<String>, SetupError> {
+    if asked.is_empty() {
+        return Ok(spec.streams.keys().cloned().collect());
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    for name in asked {
+        if !spec.streams.contains_key(name) {
+            let best = spec
+                .streams
+                .keys()
+                .min_by_key(|k| strsim::levenshtein(k, name))
+                .filter(|k| strsim::levenshtein(k, name) <= 3);
+            let hint = match best {
+                Some(b) => format!("did you mean `{b}`?"),
+                None => format!(
+                    "the spec has: {}",
+                    spec.streams.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return Err(SetupError(format!("--streams: no stream named `{name}`; {hint}")));
+        }
+        let mut cur = Some(name.clone());
+        let mut guard = 0;
+        while let Some(n) = cur {
+            if !wanted.contains(&n) {
+                wanted.push(n.clone());
+            }
+            cur = spec.streams.get(&n).and_then(|s| s.parent.as_ref()).map(|p| p.stream.clone());
+            guard += 1;
+            if guard > spec.streams.len() {
+                break;
+            }
+        }
+    }
+    Ok(spec.streams.keys().filter(|k| wanted.contains(k)).cloned().collect())
+}
+
+/// Runs a sync to the end; a failed stream does not stop the others.
+pub async fn run(engine: Arc<Engine>, opts: SyncOptions, reporter: Arc<dyn Reporter>) -> Result<SyncReport, SetupError> {
+    let names = select(&engine.spec, &opts.streams)?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|e| SetupError(format!("cannot create the output folder {}: {e}", opts.out_dir.display())))?;
+
+    // Children first, so each parent can be given its children's senders.
+    let mut senders: HashMap<String, Vec<mpsc::Sender<ParentMsg>>> = HashMap::new();
+    let mut receivers: HashMap<String, mpsc::Receiver<ParentMsg>> = HashMap::new();
+    for name in &names {
+        if let Some(p) = engine.spec.streams.get(name).and_then(|s| s.parent.as_ref()) {
+            let (tx, rx) = mpsc::channel(CHANNEL);
+            senders.entry(p.stream.clone()).or_default().push(tx);
+            receivers.insert(name.clone(), rx);
+        }
+    }
+
+    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut outcomes: Vec<Option<StreamOutcome>> = vec![None; names.len()];
+    for (i, name) in names.iter().enumerate() {
+        let Some(stream) = engine.spec.streams.get(name) else { continue };
+        let children = senders.remove(name).unwrap_or_default();
+        let run = match StreamRun::new(&engine, name, stream, children, opts.limit, reporter.clone()) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                outcomes[i] = Some(failed(name, e));
+                continue;
+            }
+        };
+        let engine = engine.clone();
+        let reporter = reporter.clone();
+        let permits = permits.clone();
+        let rx = receivers.remove(name);
+        tasks.spawn(async move {
+            // Children wait for their parent's records, not for a permit: a permit held
+            // while waiting on a parent that needs one would deadlock.
+            let _permit = match rx {
+                None => permits.acquire_owned().await.ok(),
+                Some(_) => None,
+            };
+            reporter.started(name_of(&run), run.stats.clone());
+            let started = Instant::now();
+            let result = match rx {
+                None => run.run_partition(&engine, None).await,
+                Some(rx) => run_children(&engine, &run, rx).await,
+            };
+            let ok = result.is_ok();
+            let result = match result {
+                Ok(stop) => run.commit().map(|()| stop),
+                Err(e) => {
+                    run.abandon();
+                    Err(e)
+                }
+            };
+            run.end_children(ok && result.is_ok()).await;
+            let outcome = StreamOutcome {
+                stream: run.name.clone(),
+                stats: run.stats.snapshot(),
+                elapsed: started.elapsed(),
+                stop: result.as_ref().ok().map(|s| format!("{s:?}")),
+                error: result.err().map(|e| e.0),
+            };
+            reporter.finished(&outcome);
+            (i, outcome)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, o)) => outcomes[i] = Some(o),
+            Err(e) => tracing::error!("a stream task ended abnormally: {e}"),
+        }
+    }
+    Ok(SyncReport {
+        outcomes: outcomes
+            .into_iter()
+            .zip(names)
+            .map(|(o, n)| o.unwrap_or_else(|| failed(&n, StreamError("the stream task ended abnormally".into()))))
+            .collect(),
+    })
+}
+
+fn name_of(run: &StreamRun) -> &str {
+    &run.name
+}
+
+fn failed(name: &str, e: StreamError) -> StreamOutcome {
+    StreamOutcome {
+        stream: name.to_owned(),
+        stats: Default::default(),
+        elapsed: Default::default(),
+        error: Some(e.0),
+        stop: None,
+    }
+}
+
+/// A child stream: one pass per parent record, `parent.concurrency` at once.
+async fn run_children(engine: &Engine, run: &StreamRun, rx: mpsc::Receiver<ParentMsg>) -> Result<Stop, StreamError> {
+    let concurrency = run.stream.parent.as_ref().map_or(1, |p| p.concurrency.max(1) as usize);
+    let parent_name = run.stream.parent.as_ref().map(|p| p.stream.clone()).unwrap_or_default();
+    let first_error: std::sync::Mutex<Option<StreamError>> = std::sync::Mutex::new(None);
+    let parent_ok: std::sync::Mutex<Option<bool>> = std::sync::Mutex::new(None);
+    let msgs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    msgs.for_each_concurrent(concurrency, |msg| {
+        let first_error = &first_error;
+        let parent_ok = &parent_ok;
+        let parent_name = &parent_name;
+        async move {
+            match msg {
+                ParentMsg::End(ok) => {
+                    if let Ok(mut g) = parent_ok.lock() {
+                        *g = Some(ok);
+                    }
+                }
+                ParentMsg::Record(parent) => {
+                    // After a failure, keep draining so the parent is never blocked.
+                    let failed = first_error.lock().map(|g| g.is_some()).unwrap_or(true);
+                    if failed || run.full.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Err(e) = run.run_partition(engine, Some(&parent)).await {
+                        let key = run
+                            .stream
+                            .parent
+                            .as_ref()
+                            .and_then(|p| parent.get(&p.key).cloned())
+                            .unwrap_or_default();
+                        if let Ok(mut g) = first_error.lock() {
+                            g.get_or_insert(StreamError(format!("partition {parent_name} {key}: {}", e.0)));
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    match parent_ok.into_inner().ok().flatten() {
+        Some(true) => Ok(Stop::NoNext),
+        _ => Err(StreamError(format!(
+            "parent stream {parent_name} failed, so this child stream is incomplete; its previous output is kept"
+        ))),
+    }
+}

@@ -1,0 +1,55 @@
+//! `runtime sync`: prepare, run, print the summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use connector_runtime::host;
+use connector_runtime::report::{Reporter, summary_table};
+use connector_runtime::sync::{self, SyncOptions};
+
+use crate::args::Common;
+
+/// The options of `runtime sync`.
+pub struct SyncArgs {
+    pub common: Common,
+    pub out: Option<PathBuf>,
+    pub streams: Vec<String>,
+    pub concurrency: usize,
+    pub limit: Option<u64>,
+}
+
+/// Runs `runtime sync`.
+pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
+    let prepared = match host::prepare(&args.common.spec, args.common.config.as_deref(), &args.common.set) {
+        Ok(p) => p,
+        Err(e) => return crate::usage_error(&e.0),
+    };
+    let out_dir = prepared.out_dir(args.out.as_deref());
+    let engine = match prepared.engine(out_dir.clone()) {
+        Ok(e) => e,
+        Err(e) => return crate::usage_error(&e.0),
+    };
+    let opts = SyncOptions {
+        streams: args.streams,
+        concurrency: args.concurrency,
+        limit: args.limit,
+        out_dir: out_dir.clone(),
+    };
+    let report = match crate::block_on(sync::run(engine, opts, reporter)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return crate::usage_error(&e.0),
+        Err(code) => return code,
+    };
+    print!("{}", summary_table(&report.outcomes));
+    let failed: Vec<_> = report.outcomes.iter().filter(|o| o.error.is_some()).collect();
+    for o in &failed {
+        eprintln!("error: stream {} failed: {}", o.stream, o.error.as_deref().unwrap_or(""));
+    }
+    if failed.is_empty() {
+        println!("output: {}", out_dir.display());
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
