@@ -19,7 +19,9 @@ pub struct ResolvedConfig {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     /// A required key has no value from any source.
-    #[error("config.{key} is required but has no value: pass --set {key}=...{env}, or add it to a --config file")]
+    #[error(
+        "config.{key} is required but has no value: pass --set {key}=...{env}, or add it to a --config file"
+    )]
     Missing {
         /// The key.
         key: String,
@@ -77,7 +79,10 @@ impl ResolvedConfig {
             if let Some(var) = &decl.env {
                 if let Some(v) = env(var) {
                     given.insert(key.clone(), Value::String(v));
-                    origin.insert(key.clone(), Value::String(format!("environment variable {var}")));
+                    origin.insert(
+                        key.clone(),
+                        Value::String(format!("environment variable {var}")),
+                    );
                 }
             }
         }
@@ -109,11 +114,13 @@ impl ResolvedConfig {
                         .and_then(Value::as_str)
                         .unwrap_or("config")
                         .to_owned();
-                    coerce(decl.kind, v, decl.secret).map_err(|(expected, got)| ConfigError::Type {
-                        source_name,
-                        key: key.clone(),
-                        expected,
-                        got,
+                    coerce(decl.kind, v, decl.secret).map_err(|(expected, got)| {
+                        ConfigError::Type {
+                            source_name,
+                            key: key.clone(),
+                            expected,
+                            got,
+                        }
                     })?
                 }
                 None => match &decl.default {
@@ -197,9 +204,13 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
         path: path.display().to_string(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read the config file: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(format!("cannot read the config file: {e}")))?;
     let tree = connector_spec::yaml::parse(&text).map_err(|e| {
-        err(format!("{}:{}: {}", e.location.line, e.location.col, e.message))
+        err(format!(
+            "{}:{}: {}",
+            e.location.line, e.location.col, e.message
+        ))
     })?;
     match tree.to_json() {
         Value::Object(m) => Ok(m),
@@ -235,7 +246,12 @@ fn coerce(kind: ConfigType, v: Value, secret: bool) -> Result<Value, (&'static s
         },
         ConfigType::Number => match &v {
             Value::Number(_) => Ok(v),
-            Value::String(s) => match s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            Value::String(s) => match s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+            {
                 Some(n) => Ok(Value::Number(n)),
                 None => bad("a number", &v),
             },
@@ -252,7 +268,10 @@ fn coerce(kind: ConfigType, v: Value, secret: bool) -> Result<Value, (&'static s
         },
         ConfigType::Datetime => match &v {
             Value::String(s) => {
-                match time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339) {
+                match time::OffsetDateTime::parse(
+                    s.trim(),
+                    &time::format_description::well_known::Rfc3339,
+                ) {
                     Ok(_) => Ok(Value::String(s.trim().to_owned())),
                     Err(_) => bad("an RFC 3339 date-time such as 2024-01-01T00:00:00Z", &v),
                 }
@@ -277,7 +296,9 @@ config:
 http: { base_url: "{{ config.base_url }}" }
 streams: {}
 "#;
-        connector_spec::load_str(Path::new("t.yaml"), text).unwrap().spec
+        connector_spec::load_str(Path::new("t.yaml"), text)
+            .unwrap()
+            .spec
     }
 
     #[test]
@@ -297,13 +318,21 @@ streams: {}
     fn missing_unknown_and_bad_type() {
         let s = spec();
         let none = |_: &str| None;
-        let e = ResolvedConfig::resolve(&s, None, &[], &none).unwrap_err().to_string();
-        assert!(e.contains("config.api_key is required") && e.contains("T_KEY"), "{e}");
-        let e = ResolvedConfig::resolve(&s, None, &["api_kye=x".into()], &none).unwrap_err().to_string();
-        assert!(e.contains("did you mean `api_key`"), "{e}");
-        let e = ResolvedConfig::resolve(&s, None, &["api_key=x".into(), "pages=many".into()], &none)
+        let e = ResolvedConfig::resolve(&s, None, &[], &none)
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("config.api_key is required") && e.contains("T_KEY"),
+            "{e}"
+        );
+        let e = ResolvedConfig::resolve(&s, None, &["api_kye=x".into()], &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `api_key`"), "{e}");
+        let e =
+            ResolvedConfig::resolve(&s, None, &["api_key=x".into(), "pages=many".into()], &none)
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("must be an integer"), "{e}");
     }
 }

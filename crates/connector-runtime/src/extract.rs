@@ -89,7 +89,11 @@ impl Extractor {
         if let Some(fields) = &self.fast {
             let mut out = Vec::new();
             let mut de = serde_json::Deserializer::from_str(text);
-            let walked = Walk { fields, out: &mut out }.deserialize(&mut de);
+            let walked = Walk {
+                fields,
+                out: &mut out,
+            }
+            .deserialize(&mut de);
             match walked {
                 Ok(Walked::Done(meta, found)) => {
                     de.end().map_err(not_json)?;
@@ -104,7 +108,10 @@ impl Extractor {
             }
         }
         let doc: Value = serde_json::from_str(text).map_err(not_json)?;
-        let found = self.path.query(&doc).map_err(|e| ExtractError(e.to_string()))?;
+        let found = self
+            .path
+            .query(&doc)
+            .map_err(|e| ExtractError(e.to_string()))?;
         let records = found
             .into_iter()
             .map(|v| serde_json::value::to_raw_value(v).map(Cow::Owned))
@@ -239,7 +246,10 @@ impl<'de, 'p> Visitor<'de> for Walk<'p, 'de> {
         let out = self.out;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == first.as_str() {
-                match map.next_value_seed(Walk { fields: rest, out: &mut *out })? {
+                match map.next_value_seed(Walk {
+                    fields: rest,
+                    out: &mut *out,
+                })? {
                     Walked::Done(inner, f) => {
                         found = f;
                         meta.insert(key.into_owned(), inner);
@@ -288,7 +298,11 @@ mod tests {
             write_line(&mut buf, r, &[]);
         }
         let text = String::from_utf8(buf).unwrap();
-        (text.lines().map(str::to_owned).collect(), page.meta, page.path_missing)
+        (
+            text.lines().map(str::to_owned).collect(),
+            page.meta,
+            page.path_missing,
+        )
     }
 
     #[test]
@@ -298,8 +312,17 @@ mod tests {
         assert!(ex.is_fast());
         let body = r#"{"data": {"orders": [{"id": 1, "total": 12.50, "b": 1, "a": 2}, {"id":2,"s":"x\ny"}]}, "next_cursor": "c2"}"#;
         let (l, meta, missing) = lines(&ex, body);
-        assert_eq!(l, vec![r#"{"id": 1, "total": 12.50, "b": 1, "a": 2}"#, r#"{"id":2,"s":"x\ny"}"#]);
-        assert_eq!(next.first(&meta).unwrap(), Some(&Value::String("c2".into())));
+        assert_eq!(
+            l,
+            vec![
+                r#"{"id": 1, "total": 12.50, "b": 1, "a": 2}"#,
+                r#"{"id":2,"s":"x\ny"}"#
+            ]
+        );
+        assert_eq!(
+            next.first(&meta).unwrap(),
+            Some(&Value::String("c2".into()))
+        );
         assert!(!missing);
     }
 
@@ -344,15 +367,24 @@ mod tests {
         write_line(&mut buf, &raw, &[("order_id".into(), Value::from(7))]);
         let empty = serde_json::value::to_raw_value(&serde_json::json!({})).unwrap();
         write_line(&mut buf, &empty, &[("order_id".into(), Value::from(7))]);
-        assert_eq!(String::from_utf8(buf).unwrap(), "{\"order_id\":7,\"x\":1}\n{\"order_id\":7}\n");
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "{\"order_id\":7,\"x\":1}\n{\"order_id\":7}\n"
+        );
     }
 
     #[test]
     fn errors_name_the_problem() {
         let ex = Extractor::new(&JsonPath::new("$.a[*]"), &[]);
         let e = ex.page(b"<html>oops</html>", "text/html").unwrap_err().0;
-        assert!(e.contains("not JSON") && e.contains("text/html") && e.contains("<html>"), "{e}");
-        let e = ex.page(b"{\"a\": [\xff]}", "application/json").unwrap_err().0;
+        assert!(
+            e.contains("not JSON") && e.contains("text/html") && e.contains("<html>"),
+            "{e}"
+        );
+        let e = ex
+            .page(b"{\"a\": [\xff]}", "application/json")
+            .unwrap_err()
+            .0;
         assert!(e.contains("not UTF-8"), "{e}");
         let e = ex.page(b"{\"a\": [1, 2", "application/json").unwrap_err().0;
         assert!(e.contains("not JSON"), "{e}");

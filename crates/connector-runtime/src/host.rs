@@ -24,7 +24,11 @@ pub struct Prepared {
 }
 
 /// Loads and checks the spec, then resolves its configuration from the process environment.
-pub fn prepare(spec: &Path, config: Option<&Path>, sets: &[String]) -> Result<Prepared, UsageError> {
+pub fn prepare(
+    spec: &Path,
+    config: Option<&Path>,
+    sets: &[String],
+) -> Result<Prepared, UsageError> {
     let loaded = connector_spec::load(spec).map_err(|e| UsageError(e.to_string()))?;
     let env = |k: &str| std::env::var(k).ok();
     let config = ResolvedConfig::resolve(&loaded.spec, config, sets, &env)

@@ -229,7 +229,10 @@ impl Paginator {
                     return Ok(Step::Done(Stop::NoNext));
                 };
                 let url = request_url.join(&link).map_err(|e| {
-                    PaginateError(format!("the next page URL `{link}` from {} is not a URL: {e}", next.source()))
+                    PaginateError(format!(
+                        "the next page URL `{link}` from {} is not a URL: {e}",
+                        next.source()
+                    ))
                 })?;
                 self.check_repeat(url.as_str(), "next URL")?;
                 Ok(Step::Next(Target::Url(url)))
@@ -289,10 +292,18 @@ fn string_at(path: &JsonPath, meta: &Value) -> Result<Option<String>, PaginateEr
 fn link_target(headers: &HeaderMap, rel: &str, base: &Url) -> Result<Option<Url>, PaginateError> {
     for value in headers.get_all(reqwest::header::LINK) {
         let Ok(text) = value.to_str() else { continue };
-        let links = http_link::parse_link_header(text, base)
-            .map_err(|e| PaginateError(format!("the Link header `{}` does not parse: {e}", shorten(text))))?;
+        let links = http_link::parse_link_header(text, base).map_err(|e| {
+            PaginateError(format!(
+                "the Link header `{}` does not parse: {e}",
+                shorten(text)
+            ))
+        })?;
         for link in links {
-            if link.rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case(rel)) {
+            if link
+                .rel
+                .split_ascii_whitespace()
+                .any(|r| r.eq_ignore_ascii_case(rel))
+            {
                 return Ok(Some(link.target));
             }
         }
@@ -321,16 +332,31 @@ mod tests {
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
-        assert_eq!(p.first(), Target::Params(vec![("offset".into(), "0".into()), ("limit".into(), "10".into())]));
+        assert_eq!(
+            p.first(),
+            Target::Params(vec![
+                ("offset".into(), "0".into()),
+                ("limit".into(), "10".into())
+            ])
+        );
         let meta = json!({"total": 20});
         let h = HeaderMap::new();
         assert_eq!(
             p.advance(&meta, &h, 10, &url()).unwrap(),
-            Step::Next(Target::Params(vec![("offset".into(), "10".into()), ("limit".into(), "10".into())]))
+            Step::Next(Target::Params(vec![
+                ("offset".into(), "10".into()),
+                ("limit".into(), "10".into())
+            ]))
         );
-        assert_eq!(p.advance(&meta, &h, 10, &url()).unwrap(), Step::Done(Stop::Total));
+        assert_eq!(
+            p.advance(&meta, &h, 10, &url()).unwrap(),
+            Step::Done(Stop::Total)
+        );
         let mut p = Paginator::new(&kind);
-        assert_eq!(p.advance(&json!({}), &h, 3, &url()).unwrap(), Step::Done(Stop::Short));
+        assert_eq!(
+            p.advance(&json!({}), &h, 3, &url()).unwrap(),
+            Step::Done(Stop::Short)
+        );
     }
 
     #[test]
@@ -347,8 +373,14 @@ mod tests {
         let mut p = Paginator::new(&kind);
         let h = HeaderMap::new();
         let meta = json!({"total_pages": 2});
-        assert!(matches!(p.advance(&meta, &h, 5, &url()).unwrap(), Step::Next(_)));
-        assert_eq!(p.advance(&meta, &h, 5, &url()).unwrap(), Step::Done(Stop::Total));
+        assert!(matches!(
+            p.advance(&meta, &h, 5, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert_eq!(
+            p.advance(&meta, &h, 5, &url()).unwrap(),
+            Step::Done(Stop::Total)
+        );
 
         let kind = Pagination::PageNumber {
             page_param: "p".into(),
@@ -361,8 +393,14 @@ mod tests {
         };
         let mut p = Paginator::new(&kind);
         assert_eq!(p.first(), Target::Params(vec![("p".into(), "0".into())]));
-        assert!(matches!(p.advance(&json!({}), &h, 5, &url()).unwrap(), Step::Next(_)));
-        assert_eq!(p.advance(&json!({}), &h, 5, &url()).unwrap(), Step::Done(Stop::MaxPages));
+        assert!(matches!(
+            p.advance(&json!({}), &h, 5, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert_eq!(
+            p.advance(&json!({}), &h, 5, &url()).unwrap(),
+            Step::Done(Stop::MaxPages)
+        );
     }
 
     #[test]
@@ -371,18 +409,29 @@ mod tests {
             next: Some(JsonPath::new("$.next")),
             next_header: None,
             param: "cursor".into(),
-            page_size: Some(PageSize { param: "limit".into(), value: 2 }),
+            page_size: Some(PageSize {
+                param: "limit".into(),
+                value: 2,
+            }),
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
         let h = HeaderMap::new();
         assert_eq!(
             p.advance(&json!({"next": "c1"}), &h, 2, &url()).unwrap(),
-            Step::Next(Target::Params(vec![("limit".into(), "2".into()), ("cursor".into(), "c1".into())]))
+            Step::Next(Target::Params(vec![
+                ("limit".into(), "2".into()),
+                ("cursor".into(), "c1".into())
+            ]))
         );
-        let e = p.advance(&json!({"next": "c1"}), &h, 2, &url()).unwrap_err();
+        let e = p
+            .advance(&json!({"next": "c1"}), &h, 2, &url())
+            .unwrap_err();
         assert!(e.0.contains("second time"), "{e}");
-        assert_eq!(p.advance(&json!({"next": null}), &h, 2, &url()).unwrap(), Step::Done(Stop::NoNext));
+        assert_eq!(
+            p.advance(&json!({"next": null}), &h, 2, &url()).unwrap(),
+            Step::Done(Stop::NoNext)
+        );
 
         let kind = Pagination::Cursor {
             next: None,
@@ -402,30 +451,62 @@ mod tests {
 
     #[test]
     fn next_url_relative_and_link_header() {
-        let kind = Pagination::NextUrl { next: JsonPath::new("$.links.next"), max_pages: None };
+        let kind = Pagination::NextUrl {
+            next: JsonPath::new("$.links.next"),
+            max_pages: None,
+        };
         let mut p = Paginator::new(&kind);
         let h = HeaderMap::new();
         assert_eq!(
-            p.advance(&json!({"links": {"next": "/api/items?page=2"}}), &h, 1, &url()).unwrap(),
-            Step::Next(Target::Url(Url::parse("http://h/api/items?page=2").unwrap()))
+            p.advance(
+                &json!({"links": {"next": "/api/items?page=2"}}),
+                &h,
+                1,
+                &url()
+            )
+            .unwrap(),
+            Step::Next(Target::Url(
+                Url::parse("http://h/api/items?page=2").unwrap()
+            ))
         );
 
-        let kind = Pagination::LinkHeader { rel: "next".into(), max_pages: None };
+        let kind = Pagination::LinkHeader {
+            rel: "next".into(),
+            max_pages: None,
+        };
         let mut p = Paginator::new(&kind);
         let mut h = HeaderMap::new();
-        h.append("link", HeaderValue::from_static("<http://h/api/items?page=1>; rel=\"first\""));
-        h.append("link", HeaderValue::from_static("<items?page=3>; rel=\"next last\", <x>; rel=prev"));
+        h.append(
+            "link",
+            HeaderValue::from_static("<http://h/api/items?page=1>; rel=\"first\""),
+        );
+        h.append(
+            "link",
+            HeaderValue::from_static("<items?page=3>; rel=\"next last\", <x>; rel=prev"),
+        );
         assert_eq!(
             p.advance(&json!([1]), &h, 1, &url()).unwrap(),
-            Step::Next(Target::Url(Url::parse("http://h/api/items?page=3").unwrap()))
+            Step::Next(Target::Url(
+                Url::parse("http://h/api/items?page=3").unwrap()
+            ))
         );
-        assert_eq!(p.advance(&json!([1]), &HeaderMap::new(), 1, &url()).unwrap(), Step::Done(Stop::NoNext));
+        assert_eq!(
+            p.advance(&json!([1]), &HeaderMap::new(), 1, &url())
+                .unwrap(),
+            Step::Done(Stop::NoNext)
+        );
     }
 
     #[test]
     fn empty_page_stops_every_kind() {
-        let kind = Pagination::LinkHeader { rel: "next".into(), max_pages: None };
+        let kind = Pagination::LinkHeader {
+            rel: "next".into(),
+            max_pages: None,
+        };
         let mut p = Paginator::new(&kind);
-        assert_eq!(p.advance(&json!([]), &HeaderMap::new(), 0, &url()).unwrap(), Step::Done(Stop::Empty));
+        assert_eq!(
+            p.advance(&json!([]), &HeaderMap::new(), 0, &url()).unwrap(),
+            Step::Done(Stop::Empty)
+        );
     }
 }

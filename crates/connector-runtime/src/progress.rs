@@ -79,8 +79,18 @@ impl Reporter for TerminalReporter {
                     }
                     let s = stats.snapshot();
                     let secs = started.elapsed().as_secs_f64().max(1e-3);
-                    let waiting = if s.retries > 0 { format!("  {} retries", s.retries) } else { String::new() };
-                    bar.set_message(line(&name, s.records, s.pages, s.records as f64 / secs, &waiting));
+                    let waiting = if s.retries > 0 {
+                        format!("  {} retries", s.retries)
+                    } else {
+                        String::new()
+                    };
+                    bar.set_message(line(
+                        &name,
+                        s.records,
+                        s.pages,
+                        s.records as f64 / secs,
+                        &waiting,
+                    ));
                     bar.tick();
                 }
             });
@@ -93,7 +103,13 @@ impl Reporter for TerminalReporter {
                 None => "  done".to_owned(),
                 Some(_) => "  FAILED".to_owned(),
             };
-            bar.finish_with_message(line(&o.stream, o.stats.records, o.stats.pages, o.rate(), &end));
+            bar.finish_with_message(line(
+                &o.stream,
+                o.stats.records,
+                o.stats.pages,
+                o.rate(),
+                &end,
+            ));
         }
         if let Some(e) = &o.error {
             let _ = self.multi.println(format!("error: {}: {e}", o.stream));

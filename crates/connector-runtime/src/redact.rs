@@ -75,7 +75,10 @@ mod tests {
         assert_eq!(r.redact("a s3cr3t/+ b"), "a *** b");
         let u = Url::parse("http://h/p?api_key=s3cr3t%2F%2B&x=1&token=abc").unwrap();
         let shown = r.url(&u, &["token"]);
-        assert!(!shown.contains("s3cr3t") && !shown.contains("abc"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("abc"),
+            "{shown}"
+        );
         assert!(shown.contains("x=1"), "{shown}");
     }
 }

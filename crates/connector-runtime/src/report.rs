@@ -27,7 +27,11 @@ impl StreamOutcome {
     /// Records per second over the stream's wall time.
     pub fn rate(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
-        if s > 0.0 { self.stats.records as f64 / s } else { 0.0 }
+        if s > 0.0 {
+            self.stats.records as f64 / s
+        } else {
+            0.0
+        }
     }
 }
 
@@ -93,12 +97,26 @@ impl Reporter for LogReporter {
 
 /// The end-of-run table: stream, records, pages, requests, retries, waited, seconds, records/s.
 pub fn summary_table(outcomes: &[StreamOutcome]) -> String {
-    let header = ["stream", "status", "records", "pages", "requests", "retries", "waited", "seconds", "records/s"];
+    let header = [
+        "stream",
+        "status",
+        "records",
+        "pages",
+        "requests",
+        "retries",
+        "waited",
+        "seconds",
+        "records/s",
+    ];
     let mut rows: Vec<[String; 9]> = vec![header.map(str::to_owned)];
     for o in outcomes {
         rows.push([
             o.stream.clone(),
-            if o.error.is_some() { "FAILED".into() } else { "ok".into() },
+            if o.error.is_some() {
+                "FAILED".into()
+            } else {
+                "ok".into()
+            },
             o.stats.records.to_string(),
             o.stats.pages.to_string(),
             o.stats.requests.to_string(),

@@ -18,7 +18,11 @@ pub fn join(base: &str, path: &str) -> Result<Url, String> {
     let url = if path.is_empty() {
         base.to_owned()
     } else {
-        format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
     };
     let parsed = Url::parse(&url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -99,19 +103,27 @@ pub fn build(
     if !extra.is_empty() {
         // Incremental filters go on every page, next URLs included, unless already there.
         let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        let add: Vec<&(String, String)> = extra.iter().filter(|(k, _)| !present.contains(k)).collect();
+        let add: Vec<&(String, String)> =
+            extra.iter().filter(|(k, _)| !present.contains(k)).collect();
         if !add.is_empty() {
             url.query_pairs_mut().extend_pairs(add);
         }
     }
     let mut headers = Vec::new();
     pairs(&mut headers, &spec.http.headers, ctx, "http.headers")?;
-    pairs(&mut headers, &stream.headers, ctx, &format!("{field}.headers"))?;
+    pairs(
+        &mut headers,
+        &stream.headers,
+        ctx,
+        &format!("{field}.headers"),
+    )?;
     let body = match &stream.body {
         Some(b) => Some(
-            serde_json::to_vec(&render_body(b, ctx, &format!("{field}.body"))?).map_err(|e| RenderError {
-                field: format!("{field}.body"),
-                message: e.to_string(),
+            serde_json::to_vec(&render_body(b, ctx, &format!("{field}.body"))?).map_err(|e| {
+                RenderError {
+                    field: format!("{field}.body"),
+                    message: e.to_string(),
+                }
             })?,
         ),
         None => None,
@@ -133,9 +145,18 @@ mod tests {
 
     #[test]
     fn join_keeps_base_path() {
-        assert_eq!(join("http://h/api", "/orders").unwrap().as_str(), "http://h/api/orders");
-        assert_eq!(join("http://h/api/", "orders").unwrap().as_str(), "http://h/api/orders");
-        assert_eq!(join("http://h", "https://x/y").unwrap().as_str(), "https://x/y");
+        assert_eq!(
+            join("http://h/api", "/orders").unwrap().as_str(),
+            "http://h/api/orders"
+        );
+        assert_eq!(
+            join("http://h/api/", "orders").unwrap().as_str(),
+            "http://h/api/orders"
+        );
+        assert_eq!(
+            join("http://h", "https://x/y").unwrap().as_str(),
+            "https://x/y"
+        );
         assert!(join("not a url", "/x").is_err());
         assert!(join("ftp://h", "/x").is_err());
     }

@@ -81,7 +81,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
         let mut f = File::create(&tmp)?;
@@ -103,11 +106,21 @@ mod tests {
             let mut s = JsonlSink::create(dir.path(), "s").unwrap();
             s.write(b"new\n").unwrap();
         }
-        assert_eq!(fs::read_to_string(dir.path().join("s.jsonl")).unwrap(), "old\n");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("s.jsonl")).unwrap(),
+            "old\n"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
         let mut s = JsonlSink::create(dir.path(), "s").unwrap();
         s.write(b"new\n").unwrap();
         s.commit().unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("s.jsonl")).unwrap(), "new\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("s.jsonl")).unwrap(),
+            "new\n"
+        );
     }
 }

@@ -113,7 +113,11 @@ impl StreamRun {
     }
 
     /// Pages through the stream once (for a child stream: for one parent record).
-    pub async fn run_partition(&self, engine: &Engine, parent: Option<&Value>) -> Result<Stop, StreamError> {
+    pub async fn run_partition(
+        &self,
+        engine: &Engine,
+        parent: Option<&Value>,
+    ) -> Result<Stop, StreamError> {
         let mut ctx = engine.context();
         if let (Some(p), Value::Object(m)) = (parent, &mut ctx) {
             m.insert("parent".into(), p.clone());
@@ -151,10 +155,18 @@ impl StreamRun {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let page = self.extractor.page(&resp.body, ct).map_err(|e| {
-                StreamError(format!("{} {}: {}", req.method, engine.http.show_url(&req.url), engine.http.redact(&e.0)))
+                StreamError(format!(
+                    "{} {}: {}",
+                    req.method,
+                    engine.http.show_url(&req.url),
+                    engine.http.redact(&e.0)
+                ))
             })?;
             Stats::add(&self.stats.pages, 1);
-            if page.records.is_empty() && page.path_missing && !self.warned_missing.swap(true, Relaxed) {
+            if page.records.is_empty()
+                && page.path_missing
+                && !self.warned_missing.swap(true, Relaxed)
+            {
                 let keys = page
                     .meta
                     .as_object()
@@ -226,7 +238,14 @@ impl StreamRun {
             }
             let step = pager
                 .advance(&page.meta, &resp.headers, count, &resp.url)
-                .map_err(|e| StreamError(format!("{} {}: {}", req.method, engine.http.show_url(&req.url), e.0)))?;
+                .map_err(|e| {
+                    StreamError(format!(
+                        "{} {}: {}",
+                        req.method,
+                        engine.http.show_url(&req.url),
+                        e.0
+                    ))
+                })?;
             match step {
                 Step::Next(t) => target = t,
                 Step::Done(stop) => return Ok(stop),
@@ -242,7 +261,9 @@ impl StreamRun {
 fn meta_paths(p: &Pagination) -> Vec<&JsonPath> {
     match p {
         Pagination::Offset { total, .. } => total.iter().collect(),
-        Pagination::PageNumber { total, total_pages, .. } => total.iter().chain(total_pages.iter()).collect(),
+        Pagination::PageNumber {
+            total, total_pages, ..
+        } => total.iter().chain(total_pages.iter()).collect(),
         Pagination::Cursor { next, .. } => next.iter().collect(),
         Pagination::NextUrl { next, .. } => vec![next],
         Pagination::None | Pagination::LinkHeader { .. } => Vec::new(),

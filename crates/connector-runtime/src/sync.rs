@@ -66,7 +66,9 @@ pub fn select(spec: &connector_spec::Spec, asked: &[String]) -> Result<Vec<Strin
                     spec.streams.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             };
-            return Err(SetupError(format!("--streams: no stream named `{name}`; {hint}")));
+            return Err(SetupError(format!(
+                "--streams: no stream named `{name}`; {hint}"
+            )));
         }
         let mut cur = Some(name.clone());
         let mut guard = 0;
@@ -74,27 +76,49 @@ pub fn select(spec: &connector_spec::Spec, asked: &[String]) -> Result<Vec<Strin
             if !wanted.contains(&n) {
                 wanted.push(n.clone());
             }
-            cur = spec.streams.get(&n).and_then(|s| s.parent.as_ref()).map(|p| p.stream.clone());
+            cur = spec
+                .streams
+                .get(&n)
+                .and_then(|s| s.parent.as_ref())
+                .map(|p| p.stream.clone());
             guard += 1;
             if guard > spec.streams.len() {
                 break;
             }
         }
     }
-    Ok(spec.streams.keys().filter(|k| wanted.contains(k)).cloned().collect())
+    Ok(spec
+        .streams
+        .keys()
+        .filter(|k| wanted.contains(k))
+        .cloned()
+        .collect())
 }
 
 /// Runs a sync to the end; a failed stream does not stop the others.
-pub async fn run(engine: Arc<Engine>, opts: SyncOptions, reporter: Arc<dyn Reporter>) -> Result<SyncReport, SetupError> {
+pub async fn run(
+    engine: Arc<Engine>,
+    opts: SyncOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<SyncReport, SetupError> {
     let names = select(&engine.spec, &opts.streams)?;
-    std::fs::create_dir_all(&opts.out_dir)
-        .map_err(|e| SetupError(format!("cannot create the output folder {}: {e}", opts.out_dir.display())))?;
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
+        SetupError(format!(
+            "cannot create the output folder {}: {e}",
+            opts.out_dir.display()
+        ))
+    })?;
 
     // Children first, so each parent can be given its children's senders.
     let mut senders: HashMap<String, Vec<mpsc::Sender<ParentMsg>>> = HashMap::new();
     let mut receivers: HashMap<String, mpsc::Receiver<ParentMsg>> = HashMap::new();
     for name in &names {
-        if let Some(p) = engine.spec.streams.get(name).and_then(|s| s.parent.as_ref()) {
+        if let Some(p) = engine
+            .spec
+            .streams
+            .get(name)
+            .and_then(|s| s.parent.as_ref())
+        {
             let (tx, rx) = mpsc::channel(CHANNEL);
             senders.entry(p.stream.clone()).or_default().push(tx);
             receivers.insert(name.clone(), rx);
@@ -105,9 +129,18 @@ pub async fn run(engine: Arc<Engine>, opts: SyncOptions, reporter: Arc<dyn Repor
     let mut tasks = JoinSet::new();
     let mut outcomes: Vec<Option<StreamOutcome>> = vec![None; names.len()];
     for (i, name) in names.iter().enumerate() {
-        let Some(stream) = engine.spec.streams.get(name) else { continue };
+        let Some(stream) = engine.spec.streams.get(name) else {
+            continue;
+        };
         let children = senders.remove(name).unwrap_or_default();
-        let run = match StreamRun::new(&engine, name, stream, children, opts.limit, reporter.clone()) {
+        let run = match StreamRun::new(
+            &engine,
+            name,
+            stream,
+            children,
+            opts.limit,
+            reporter.clone(),
+        ) {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 outcomes[i] = Some(failed(name, e));
@@ -161,7 +194,11 @@ pub async fn run(engine: Arc<Engine>, opts: SyncOptions, reporter: Arc<dyn Repor
         outcomes: outcomes
             .into_iter()
             .zip(names)
-            .map(|(o, n)| o.unwrap_or_else(|| failed(&n, StreamError("the stream task ended abnormally".into()))))
+            .map(|(o, n)| {
+                o.unwrap_or_else(|| {
+                    failed(&n, StreamError("the stream task ended abnormally".into()))
+                })
+            })
             .collect(),
     })
 }
@@ -181,12 +218,26 @@ fn failed(name: &str, e: StreamError) -> StreamOutcome {
 }
 
 /// A child stream: one pass per parent record, `parent.concurrency` at once.
-async fn run_children(engine: &Engine, run: &StreamRun, rx: mpsc::Receiver<ParentMsg>) -> Result<Stop, StreamError> {
-    let concurrency = run.stream.parent.as_ref().map_or(1, |p| p.concurrency.max(1) as usize);
-    let parent_name = run.stream.parent.as_ref().map(|p| p.stream.clone()).unwrap_or_default();
+async fn run_children(
+    engine: &Engine,
+    run: &StreamRun,
+    rx: mpsc::Receiver<ParentMsg>,
+) -> Result<Stop, StreamError> {
+    let concurrency = run
+        .stream
+        .parent
+        .as_ref()
+        .map_or(1, |p| p.concurrency.max(1) as usize);
+    let parent_name = run
+        .stream
+        .parent
+        .as_ref()
+        .map(|p| p.stream.clone())
+        .unwrap_or_default();
     let first_error: std::sync::Mutex<Option<StreamError>> = std::sync::Mutex::new(None);
     let parent_ok: std::sync::Mutex<Option<bool>> = std::sync::Mutex::new(None);
-    let msgs = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let msgs =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     msgs.for_each_concurrent(concurrency, |msg| {
         let first_error = &first_error;
         let parent_ok = &parent_ok;
@@ -212,7 +263,10 @@ async fn run_children(engine: &Engine, run: &StreamRun, rx: mpsc::Receiver<Paren
                             .and_then(|p| parent.get(&p.key).cloned())
                             .unwrap_or_default();
                         if let Ok(mut g) = first_error.lock() {
-                            g.get_or_insert(StreamError(format!("partition {parent_name} {key}: {}", e.0)));
+                            g.get_or_insert(StreamError(format!(
+                                "partition {parent_name} {key}: {}",
+                                e.0
+                            )));
                         }
                     }
                 }

@@ -21,7 +21,11 @@ pub struct SyncArgs {
 
 /// Runs `runtime sync`.
 pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
-    let prepared = match host::prepare(&args.common.spec, args.common.config.as_deref(), &args.common.set) {
+    let prepared = match host::prepare(
+        &args.common.spec,
+        args.common.config.as_deref(),
+        &args.common.set,
+    ) {
         Ok(p) => p,
         Err(e) => return crate::usage_error(&e.0),
     };
@@ -42,9 +46,17 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         Err(code) => return code,
     };
     print!("{}", summary_table(&report.outcomes));
-    let failed: Vec<_> = report.outcomes.iter().filter(|o| o.error.is_some()).collect();
+    let failed: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .collect();
     for o in &failed {
-        eprintln!("error: stream {} failed: {}", o.stream, o.error.as_deref().unwrap_or(""));
+        eprintln!(
+            "error: stream {} failed: {}",
+            o.stream,
+            o.error.as_deref().unwrap_or("")
+        );
     }
     if failed.is_empty() {
         println!("output: {}", out_dir.display());

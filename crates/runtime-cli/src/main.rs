@@ -4,6 +4,7 @@
 //! `connector-runtime`, so the same behaviour is reachable from tests and other hosts.
 
 mod args;
+mod cmd_probe;
 mod cmd_sync;
 mod logging;
 
@@ -17,7 +18,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let reporter = logging::init(cli.log_format);
@@ -44,6 +49,8 @@ fn main() -> ExitCode {
             },
             reporter,
         ),
+        args::Command::Check { common } => cmd_probe::check(common),
+        args::Command::Discover { common } => cmd_probe::discover(common),
         _ => usage_error("this command is not built yet"),
     }
 }
@@ -56,7 +63,10 @@ pub fn usage_error(message: &str) -> ExitCode {
 
 /// Runs a future on a multi-threaded runtime; exit status 1 if the runtime cannot start.
 pub fn block_on<F: Future>(f: F) -> Result<F::Output, ExitCode> {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => Ok(rt.block_on(f)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::render::{render, RenderError};
+use crate::render::{RenderError, render};
 
 /// Refresh an OAuth2 token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
@@ -51,7 +51,11 @@ impl Credentials {
                 "Authorization".into(),
                 format!("Bearer {}", render(token, ctx, "http.auth.token")?),
             ),
-            Auth::ApiKey { name, value, location } => {
+            Auth::ApiKey {
+                name,
+                value,
+                location,
+            } => {
                 let v = render(value, ctx, "http.auth.value")?;
                 match location {
                     ApiKeyLocation::Header => Credentials::Header(name.clone(), v),
@@ -150,15 +154,21 @@ impl OAuth2 {
         if let Some((id, secret)) = &self.basic {
             req = req.basic_auth(id, Some(secret));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| TokenError(format!("OAuth2 token request to {} failed: {}", self.token_url, e.without_url())))?;
+        let resp = req.send().await.map_err(|e| {
+            TokenError(format!(
+                "OAuth2 token request to {} failed: {}",
+                self.token_url,
+                e.without_url()
+            ))
+        })?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| TokenError(format!("OAuth2 token response from {} was cut short: {}", self.token_url, e.without_url())))?;
+        let body = resp.bytes().await.map_err(|e| {
+            TokenError(format!(
+                "OAuth2 token response from {} was cut short: {}",
+                self.token_url,
+                e.without_url()
+            ))
+        })?;
         if !status.is_success() {
             return Err(TokenError(format!(
                 "OAuth2 token request to {} answered {}: the token endpoint rejected the client credentials",
@@ -166,12 +176,20 @@ impl OAuth2 {
             )));
         }
         let json: Value = serde_json::from_slice(&body).map_err(|_| {
-            TokenError(format!("OAuth2 token response from {} is not JSON", self.token_url))
+            TokenError(format!(
+                "OAuth2 token response from {} is not JSON",
+                self.token_url
+            ))
         })?;
         let token = json
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| TokenError(format!("OAuth2 token response from {} has no access_token", self.token_url)))?
+            .ok_or_else(|| {
+                TokenError(format!(
+                    "OAuth2 token response from {} has no access_token",
+                    self.token_url
+                ))
+            })?
             .to_owned();
         let expires = json
             .get("expires_in")

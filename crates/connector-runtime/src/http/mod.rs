@@ -141,7 +141,12 @@ impl Http {
     }
 
     /// Sends a request, waiting and retrying as the spec and the API say.
-    pub async fn send(&self, req: &Outgoing, stats: &Stats, who: &str) -> Result<Incoming, HttpError> {
+    pub async fn send(
+        &self,
+        req: &Outgoing,
+        stats: &Stats,
+        who: &str,
+    ) -> Result<Incoming, HttpError> {
         let shown = format!("{} {}", req.method, self.show_url(&req.url));
         let mut waited_total = Duration::ZERO;
         let mut refreshed = false;
@@ -152,7 +157,10 @@ impl Http {
                 stats.waited(d);
                 waited_total += d;
                 if hold == Hold::Budget {
-                    tracing::info!("{who}: rate limit budget exhausted, waited {:.1}s for the reset", d.as_secs_f64());
+                    tracing::info!(
+                        "{who}: rate limit budget exhausted, waited {:.1}s for the reset",
+                        d.as_secs_f64()
+                    );
                 }
             }
             Stats::add(&stats.requests, 1);
@@ -223,7 +231,9 @@ impl Http {
             rb = rb.header(k.as_str(), v.as_str());
         }
         if let Some(body) = &req.body {
-            rb = rb.header("content-type", "application/json").body(body.clone());
+            rb = rb
+                .header("content-type", "application/json")
+                .body(body.clone());
         }
         let rb = match self.creds.apply(rb, &self.client).await {
             Ok((rb, fresh)) => {
@@ -266,14 +276,22 @@ impl Http {
             Ok(b) => b,
             Err(e) => {
                 return Ok(Err(Failure {
-                    reason: format!("{shown}: the response body was cut short ({})", self.redact(&transport(&e))),
+                    reason: format!(
+                        "{shown}: the response body was cut short ({})",
+                        self.redact(&transport(&e))
+                    ),
                     status: Some(status),
                     dictated: None,
                 }));
             }
         };
         if (200..300).contains(&status) {
-            return Ok(Ok(Incoming { status, headers, body, url }));
+            return Ok(Ok(Incoming {
+                status,
+                headers,
+                body,
+                url,
+            }));
         }
         let snippet = self.redact(&snippet(&body));
         let retry_after = headers
@@ -282,9 +300,16 @@ impl Http {
             .and_then(|v| retry_after::parse_retry_after(v, now).map(|d| (v.to_owned(), d)));
         if self.retry.on_status.contains(&status) {
             let reason = match (&retry_after, status) {
-                (Some((raw, _)), 429) => format!("rate limited (429, {}: {raw})", self.rate.retry_after),
-                (Some((raw, _)), _) => format!("{status} from {shown} ({}: {raw})", self.rate.retry_after),
-                (None, 429) => format!("rate limited (429 from {shown}, no {})", self.rate.retry_after),
+                (Some((raw, _)), 429) => {
+                    format!("rate limited (429, {}: {raw})", self.rate.retry_after)
+                }
+                (Some((raw, _)), _) => {
+                    format!("{status} from {shown} ({}: {raw})", self.rate.retry_after)
+                }
+                (None, 429) => format!(
+                    "rate limited (429 from {shown}, no {})",
+                    self.rate.retry_after
+                ),
                 (None, _) => format!("{status} from {shown}"),
             };
             return Ok(Err(Failure {
@@ -296,7 +321,11 @@ impl Http {
         let hint = match status {
             401 | 403 if !self.auth_keys.is_empty() => format!(
                 ": the API rejected the credentials in {}",
-                self.auth_keys.iter().map(|k| format!("config.{k}")).collect::<Vec<_>>().join(", ")
+                self.auth_keys
+                    .iter()
+                    .map(|k| format!("config.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             401 => ": the API wants credentials; add `http.auth` to the spec".into(),
             404 => ": check the stream's `path` and `http.base_url`".into(),
@@ -346,7 +375,7 @@ pub fn snippet(body: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let text = text.trim().to_owned();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if body.len() > SNIPPET {
         format!("{text}...")
     } else {
@@ -362,13 +391,20 @@ fn auth_config_keys(spec: &Spec) -> Vec<String> {
         Auth::Bearer { token } => vec![token],
         Auth::ApiKey { value, .. } => vec![value],
         Auth::Basic { username, password } => vec![username, password],
-        Auth::Oauth2ClientCredentials { client_id, client_secret, .. } => vec![client_id, client_secret],
+        Auth::Oauth2ClientCredentials {
+            client_id,
+            client_secret,
+            ..
+        } => vec![client_id, client_secret],
     };
     let mut keys: Vec<String> = templates
         .iter()
         .filter_map(|t| t.variables().ok())
         .flatten()
-        .filter_map(|v| v.strip_prefix("config.").map(|k| k.split('.').next().unwrap_or(k).to_owned()))
+        .filter_map(|v| {
+            v.strip_prefix("config.")
+                .map(|k| k.split('.').next().unwrap_or(k).to_owned())
+        })
         .collect();
     keys.dedup();
     keys

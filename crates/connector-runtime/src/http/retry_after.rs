@@ -19,7 +19,11 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         return None;
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_HEADER_WAIT))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_HEADER_WAIT),
+    )
 }
 
 /// What the rate-limit headers of one response say.
@@ -33,9 +37,16 @@ pub struct Budget {
 
 /// Reads remaining/reset from the configured headers, falling back to the IETF fields.
 pub fn parse_budget(headers: &HeaderMap, cfg: &RateLimit, now: SystemTime) -> Budget {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let mut b = Budget {
-        remaining: get(&cfg.remaining).and_then(|v| v.parse::<f64>().ok()).map(|f| f.max(0.0) as u64),
+        remaining: get(&cfg.remaining)
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|f| f.max(0.0) as u64),
         reset_in: get(&cfg.reset).and_then(|v| parse_reset(v, cfg.reset_format, now)),
     };
     if cfg.ietf_headers {
@@ -64,9 +75,8 @@ fn parse_reset(v: &str, format: ResetFormat, now: SystemTime) -> Option<Duration
         ResetFormat::UnixSeconds => {
             Duration::from_secs_f64(v.parse::<f64>().ok()?.max(0.0)).saturating_sub(since_epoch)
         }
-        ResetFormat::UnixMillis => {
-            Duration::from_millis(v.parse::<f64>().ok()?.max(0.0) as u64).saturating_sub(since_epoch)
-        }
+        ResetFormat::UnixMillis => Duration::from_millis(v.parse::<f64>().ok()?.max(0.0) as u64)
+            .saturating_sub(since_epoch),
         ResetFormat::HttpDate => httpdate::parse_http_date(v)
             .ok()?
             .duration_since(now)
@@ -109,7 +119,10 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         let now = at(946_684_799 - 120); // 1999-12-31 23:57:59 GMT
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after("2.0", now), Some(Duration::from_secs(2)));
         assert_eq!(
             parse_retry_after("Fri, 31 Dec 1999 23:59:59 GMT", now),
@@ -128,16 +141,37 @@ mod tests {
         h.insert("x-ratelimit-reset", HeaderValue::from_static("1000002"));
         let cfg = RateLimit::default();
         let b = parse_budget(&h, &cfg, now);
-        assert_eq!(b, Budget { remaining: Some(0), reset_in: Some(Duration::from_secs(2)) });
+        assert_eq!(
+            b,
+            Budget {
+                remaining: Some(0),
+                reset_in: Some(Duration::from_secs(2))
+            }
+        );
 
         let mut h = HeaderMap::new();
-        h.insert("ratelimit", HeaderValue::from_static("\"default\";r=50;t=30, \"burst\";r=3;t=1"));
+        h.insert(
+            "ratelimit",
+            HeaderValue::from_static("\"default\";r=50;t=30, \"burst\";r=3;t=1"),
+        );
         let b = parse_budget(&h, &cfg, now);
-        assert_eq!(b, Budget { remaining: Some(3), reset_in: Some(Duration::from_secs(1)) });
+        assert_eq!(
+            b,
+            Budget {
+                remaining: Some(3),
+                reset_in: Some(Duration::from_secs(1))
+            }
+        );
 
-        let cfg = RateLimit { reset_format: ResetFormat::UnixMillis, ..RateLimit::default() };
+        let cfg = RateLimit {
+            reset_format: ResetFormat::UnixMillis,
+            ..RateLimit::default()
+        };
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-reset", HeaderValue::from_static("1000001500"));
-        assert_eq!(parse_budget(&h, &cfg, now).reset_in, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_budget(&h, &cfg, now).reset_in,
+            Some(Duration::from_millis(1500))
+        );
     }
 }

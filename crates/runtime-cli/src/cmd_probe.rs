@@ -1,0 +1,81 @@
+//! `runtime check` and `runtime discover`: one page per stream.
+
+use std::process::ExitCode;
+
+use connector_runtime::{host, probe};
+
+use crate::args::Common;
+
+/// Runs `runtime check`: prints what works and what fails; exit 1 if anything failed.
+pub fn check(common: Common) -> ExitCode {
+    let prepared = match host::prepare(&common.spec, common.config.as_deref(), &common.set) {
+        Ok(p) => p,
+        Err(e) => return crate::usage_error(&e.0),
+    };
+    let engine = match prepared.engine(prepared.out_dir(None)) {
+        Ok(e) => e,
+        Err(e) => return crate::usage_error(&e.0),
+    };
+    let probes = match crate::block_on(probe::probe_all(&engine)) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut failed = 0;
+    for p in &probes {
+        match &p.error {
+            None => println!(
+                "ok    {:<20} {} records on the first page ({})",
+                p.stream,
+                p.records,
+                p.request.as_deref().unwrap_or("")
+            ),
+            Some(e) => {
+                failed += 1;
+                println!("FAIL  {:<20} {e}", p.stream);
+            }
+        }
+        if let Some(w) = &p.warning {
+            println!("      {:<20} warning: {w}", "");
+        }
+    }
+    println!("{} streams checked, {} failed", probes.len(), failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Runs `runtime discover`: prints the catalog as JSON.
+pub fn discover(common: Common) -> ExitCode {
+    let prepared = match host::prepare(&common.spec, common.config.as_deref(), &common.set) {
+        Ok(p) => p,
+        Err(e) => return crate::usage_error(&e.0),
+    };
+    let engine = match prepared.engine(prepared.out_dir(None)) {
+        Ok(e) => e,
+        Err(e) => return crate::usage_error(&e.0),
+    };
+    let probes = match crate::block_on(probe::probe_all(&engine)) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    for p in probes.iter().filter(|p| p.error.is_some()) {
+        eprintln!(
+            "warning: {}: {}",
+            p.stream,
+            p.error.as_deref().unwrap_or("")
+        );
+    }
+    let doc = probe::catalog(&common.spec, &engine, &probes);
+    match serde_json::to_string_pretty(&doc) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
