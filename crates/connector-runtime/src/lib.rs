@@ -24,3 +24,5 @@ pub mod sink;
 pub mod stats;
 pub mod stream;
 pub mod sync;
+pub mod cursor;
+pub mod state;

@@ -124,3 +124,75 @@ mod tests {
         );
     }
 }
+
+/// An incremental stream's output: appended to, synced at every checkpoint.
+#[derive(Debug)]
+pub struct AppendSink {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    len: u64,
+}
+
+impl AppendSink {
+    /// Opens `<dir>/<stream>.jsonl` and cuts it back to `checkpointed` bytes: whatever
+    /// follows was written after the last checkpoint and will be fetched again.
+    pub fn open(dir: &Path, stream: &str, checkpointed: u64) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{stream}.jsonl"));
+        let file = fs::OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path)?;
+        let len = file.metadata()?.len();
+        if len < checkpointed {
+            return Err(io::Error::other(format!(
+                "{} has {len} bytes but the state says {checkpointed} were written; the file was changed outside the runtime: restore it, or run `runtime state reset` for this stream",
+                path.display()
+            )));
+        }
+        if len > checkpointed {
+            file.set_len(checkpointed)?;
+            file.sync_all()?;
+        }
+        let mut file = file;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(checkpointed))?;
+        Ok(Self {
+            path,
+            writer: BufWriter::with_capacity(BUFFER, file),
+            len: checkpointed,
+        })
+    }
+
+    /// Appends complete lines.
+    pub fn write(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.writer.write_all(lines)?;
+        self.len += lines.len() as u64;
+        Ok(())
+    }
+
+    /// Makes everything written so far durable; returns the file's length.
+    pub fn sync(&mut self) -> io::Result<u64> {
+        self.writer.flush()?;
+        self.writer.get_ref().sync_data()?;
+        Ok(self.len)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod append_tests {
+    use super::*;
+
+    #[test]
+    fn cuts_back_to_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("s.jsonl"), "a\nb\npartial").unwrap();
+        let mut s = AppendSink::open(dir.path(), "s", 4).unwrap();
+        s.write(b"c\n").unwrap();
+        assert_eq!(s.sync().unwrap(), 6);
+        assert_eq!(fs::read_to_string(dir.path().join("s.jsonl")).unwrap(), "a\nb\nc\n");
+        let e = AppendSink::open(dir.path(), "s", 100).unwrap_err();
+        assert!(e.to_string().contains("changed outside"), "{e}");
+    }
+}

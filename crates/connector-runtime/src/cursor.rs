@@ -1,0 +1,170 @@
+//! Incremental cursor values: read from records, compared by type, moved back by a lookback.
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use connector_spec::{CursorType, Incremental, JsonPath};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::OwnedFormatItem;
+use time::format_description::well_known::Rfc3339;
+
+/// How to read and compare one stream's cursor.
+#[derive(Debug, Clone)]
+pub struct CursorKind {
+    field: Field,
+    kind: CursorType,
+    format: Option<OwnedFormatItem>,
+}
+
+#[derive(Debug, Clone)]
+enum Field {
+    Name(String),
+    Path(JsonPath),
+}
+
+/// A cursor value that cannot be read or compared.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CursorError(pub String);
+
+impl CursorKind {
+    /// From the stream's `incremental` block.
+    pub fn new(inc: &Incremental) -> Result<Self, CursorError> {
+        let field = if inc.cursor_field.starts_with('$') {
+            Field::Path(JsonPath::new(inc.cursor_field.as_str()))
+        } else {
+            Field::Name(inc.cursor_field.clone())
+        };
+        let format = match &inc.format {
+            Some(f) => Some(
+                time::format_description::parse_owned::<2>(f)
+                    .map_err(|e| CursorError(format!("incremental.format `{f}`: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            field,
+            kind: inc.cursor_type,
+            format,
+        })
+    }
+
+    /// The cursor value of a record, as written in it (`None` when absent or null).
+    pub fn read(&self, record: &Value) -> Option<String> {
+        let v = match &self.field {
+            Field::Name(n) => record.get(n.as_str()),
+            Field::Path(p) => p.first(record).ok().flatten(),
+        }?;
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    fn datetime(&self, s: &str) -> Option<OffsetDateTime> {
+        match &self.format {
+            Some(f) => OffsetDateTime::parse(s, f)
+                .ok()
+                .or_else(|| time::PrimitiveDateTime::parse(s, f).ok().map(|p| p.assume_utc())),
+            None => OffsetDateTime::parse(s, &Rfc3339).ok(),
+        }
+    }
+
+    /// Orders two cursor values by the declared type.
+    pub fn compare(&self, a: &str, b: &str) -> Result<Ordering, CursorError> {
+        match self.kind {
+            CursorType::String => Ok(a.cmp(b)),
+            CursorType::Integer => {
+                let pa = a.trim().parse::<i128>();
+                let pb = b.trim().parse::<i128>();
+                match (pa, pb) {
+                    (Ok(x), Ok(y)) => Ok(x.cmp(&y)),
+                    _ => Err(CursorError(format!("cursor values `{a}` and `{b}` are not both integers"))),
+                }
+            }
+            CursorType::Datetime => match (self.datetime(a), self.datetime(b)) {
+                (Some(x), Some(y)) => Ok(x.cmp(&y)),
+                (None, _) => Err(self.bad_datetime(a)),
+                (_, None) => Err(self.bad_datetime(b)),
+            },
+        }
+    }
+
+    fn bad_datetime(&self, s: &str) -> CursorError {
+        CursorError(format!(
+            "cursor value `{s}` is not a date-time{}; set incremental.cursor_type or incremental.format",
+            if self.format.is_some() { " in incremental.format" } else { " (RFC 3339 expected)" }
+        ))
+    }
+
+    /// The value `lookback` earlier, written the way the API writes it.
+    pub fn minus(&self, v: &str, lookback: Duration) -> Result<String, CursorError> {
+        if lookback.is_zero() {
+            return Ok(v.to_owned());
+        }
+        match self.kind {
+            CursorType::String => Ok(v.to_owned()),
+            CursorType::Integer => {
+                let x = v
+                    .trim()
+                    .parse::<i128>()
+                    .map_err(|_| CursorError(format!("cursor value `{v}` is not an integer")))?;
+                Ok((x - i128::from(u32::try_from(lookback.as_secs()).unwrap_or(u32::MAX))).to_string())
+            }
+            CursorType::Datetime => {
+                let t = self.datetime(v).ok_or_else(|| self.bad_datetime(v))? - lookback;
+                let out = match &self.format {
+                    Some(f) => t.format(f),
+                    None => t.format(&Rfc3339),
+                };
+                out.map_err(|e| CursorError(e.to_string()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(kind: CursorType, format: Option<&str>) -> Incremental {
+        Incremental {
+            cursor_field: "updated_at".into(),
+            param: None,
+            end_param: None,
+            end: None,
+            start: "x".into(),
+            lookback: None,
+            cursor_type: kind,
+            format: format.map(str::to_owned),
+            sorted: false,
+        }
+    }
+
+    #[test]
+    fn datetimes_compare_as_instants() {
+        let c = CursorKind::new(&inc(CursorType::Datetime, None)).unwrap();
+        assert_eq!(c.compare("2024-01-01T01:00:00+01:00", "2024-01-01T00:00:00Z").unwrap(), Ordering::Equal);
+        assert_eq!(c.compare("2024-01-02T00:00:00Z", "2024-01-01T23:00:00Z").unwrap(), Ordering::Greater);
+        assert!(c.compare("yesterday", "2024-01-01T00:00:00Z").is_err());
+        assert_eq!(
+            c.minus("2024-01-01T00:00:00Z", Duration::from_secs(3600)).unwrap(),
+            "2023-12-31T23:00:00Z"
+        );
+    }
+
+    #[test]
+    fn other_formats_and_types() {
+        let c = CursorKind::new(&inc(CursorType::Datetime, Some("[year]-[month]-[day] [hour]:[minute]:[second]"))).unwrap();
+        assert_eq!(c.compare("2024-01-02 00:00:00", "2024-01-01 23:59:59").unwrap(), Ordering::Greater);
+        assert_eq!(c.minus("2024-01-02 00:00:00", Duration::from_secs(1)).unwrap(), "2024-01-01 23:59:59");
+        let c = CursorKind::new(&inc(CursorType::Integer, None)).unwrap();
+        assert_eq!(c.compare("10", "9").unwrap(), Ordering::Greater);
+        let c = CursorKind::new(&inc(CursorType::String, None)).unwrap();
+        assert_eq!(c.compare("10", "9").unwrap(), Ordering::Less);
+        assert_eq!(c.read(&serde_json::json!({"updated_at": 5})), Some("5".into()));
+    }
+}

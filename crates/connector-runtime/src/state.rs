@@ -1,0 +1,214 @@
+//! Incremental state: per stream, the highest cursor written, the keys at exactly that
+//! value, and the output length at the checkpoint. One versioned JSON file, replaced
+//! atomically at every checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sink::write_atomic;
+
+/// The state format this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The whole state file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateDoc {
+    /// Format version.
+    pub version: u32,
+    /// The connector the state belongs to.
+    pub connector: String,
+    /// Per stream.
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamState>,
+}
+
+/// Where one stream (or one partition of a child stream) stands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    /// Highest cursor value written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Primary keys (JSON arrays) of the records written at exactly `cursor`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boundary_keys: Vec<String>,
+}
+
+/// The state of one stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamState {
+    /// The stream's position (top-level streams).
+    #[serde(flatten)]
+    pub position: Position,
+    /// Per parent record, for child streams.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<String, Position>,
+    /// Length of `<stream>.jsonl` when this state was saved; anything after it is redone.
+    pub output_bytes: u64,
+    /// When the checkpoint was taken (RFC 3339, for people).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub saved_at: String,
+}
+
+/// A state file that cannot be used; nothing was overwritten.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("state file {path}: {message}")]
+pub struct StateError {
+    /// The file.
+    pub path: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// The state file of a run, shared by its streams.
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    doc: Mutex<StateDoc>,
+}
+
+impl StateStore {
+    /// Reads the state file (an absent file is an empty state); refuses a corrupt file,
+    /// a newer format, or another connector's state.
+    pub fn open(path: &Path, connector: &str) -> Result<Self, StateError> {
+        let err = |message: String| StateError {
+            path: path.display().to_string(),
+            message,
+        };
+        let doc = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateDoc {
+                version: VERSION,
+                connector: connector.to_owned(),
+                streams: BTreeMap::new(),
+            },
+            Err(e) => return Err(err(format!("cannot read it: {e}"))),
+            Ok(bytes) => {
+                let probe: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    err(format!(
+                        "it is not valid JSON ({e}); it was left as it is: restore it from a backup, or delete it (or run `runtime state reset`) to start over"
+                    ))
+                })?;
+                let version = probe.get("version").and_then(serde_json::Value::as_u64);
+                if version.is_some_and(|v| v > u64::from(VERSION)) {
+                    return Err(err(format!(
+                        "it is version {}, written by a newer runtime (this one reads version {VERSION}); upgrade the runtime",
+                        version.unwrap_or_default()
+                    )));
+                }
+                let doc: StateDoc = serde_json::from_value(probe).map_err(|e| {
+                    err(format!("it does not have the shape of a state file ({e}); it was left as it is"))
+                })?;
+                if doc.connector != connector {
+                    return Err(err(format!(
+                        "it belongs to connector `{}`, not `{connector}`; pass --state or --out to use a separate file",
+                        doc.connector
+                    )));
+                }
+                doc
+            }
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            doc: Mutex::new(doc),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A copy of the whole state.
+    pub fn snapshot(&self) -> StateDoc {
+        self.doc.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The saved state of one stream.
+    pub fn stream(&self, name: &str) -> Option<StreamState> {
+        self.doc.lock().ok()?.streams.get(name).cloned()
+    }
+
+    /// Saves a stream's new state durably (the caller has already synced its output).
+    pub fn checkpoint(&self, name: &str, mut state: StreamState) -> Result<(), StateError> {
+        state.saved_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut doc = self.doc.lock().map_err(|_| StateError {
+            path: self.path.display().to_string(),
+            message: "state lock poisoned".into(),
+        })?;
+        doc.streams.insert(name.to_owned(), state);
+        self.write(&doc)
+    }
+
+    /// Clears the state of the named streams (all when empty); returns the names cleared.
+    pub fn reset(&self, streams: &[String]) -> Result<Vec<String>, StateError> {
+        let mut doc = self.doc.lock().map_err(|_| StateError {
+            path: self.path.display().to_string(),
+            message: "state lock poisoned".into(),
+        })?;
+        let cleared: Vec<String> = doc
+            .streams
+            .keys()
+            .filter(|k| streams.is_empty() || streams.contains(k))
+            .cloned()
+            .collect();
+        for k in &cleared {
+            doc.streams.remove(k);
+        }
+        self.write(&doc)?;
+        Ok(cleared)
+    }
+
+    fn write(&self, doc: &StateDoc) -> Result<(), StateError> {
+        let mut bytes = serde_json::to_vec_pretty(doc).map_err(|e| StateError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        write_atomic(&self.path, &bytes).map_err(|e| StateError {
+            path: self.path.display().to_string(),
+            message: format!("cannot save it: {e}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let s = StateStore::open(&p, "orders").unwrap();
+        let st = StreamState {
+            position: Position {
+                cursor: Some("2024-01-01T00:00:00Z".into()),
+                boundary_keys: vec!["[1]".into()],
+            },
+            output_bytes: 10,
+            ..Default::default()
+        };
+        s.checkpoint("orders", st.clone()).unwrap();
+        let again = StateStore::open(&p, "orders").unwrap();
+        assert_eq!(again.stream("orders").unwrap().position, st.position);
+
+        let e = StateStore::open(&p, "other").unwrap_err().to_string();
+        assert!(e.contains("belongs to connector `orders`"), "{e}");
+
+        std::fs::write(&p, "{\"version\": 9, \"connector\": \"orders\"}").unwrap();
+        let e = StateStore::open(&p, "orders").unwrap_err().to_string();
+        assert!(e.contains("newer runtime"), "{e}");
+
+        std::fs::write(&p, "{not json").unwrap();
+        let e = StateStore::open(&p, "orders").unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{not json", "a refused file is left alone");
+    }
+}
