@@ -66,9 +66,11 @@ impl CursorKind {
 
     fn datetime(&self, s: &str) -> Option<OffsetDateTime> {
         match &self.format {
-            Some(f) => OffsetDateTime::parse(s, f)
-                .ok()
-                .or_else(|| time::PrimitiveDateTime::parse(s, f).ok().map(|p| p.assume_utc())),
+            Some(f) => OffsetDateTime::parse(s, f).ok().or_else(|| {
+                time::PrimitiveDateTime::parse(s, f)
+                    .ok()
+                    .map(|p| p.assume_utc())
+            }),
             None => OffsetDateTime::parse(s, &Rfc3339).ok(),
         }
     }
@@ -82,7 +84,9 @@ impl CursorKind {
                 let pb = b.trim().parse::<i128>();
                 match (pa, pb) {
                     (Ok(x), Ok(y)) => Ok(x.cmp(&y)),
-                    _ => Err(CursorError(format!("cursor values `{a}` and `{b}` are not both integers"))),
+                    _ => Err(CursorError(format!(
+                        "cursor values `{a}` and `{b}` are not both integers"
+                    ))),
                 }
             }
             CursorType::Datetime => match (self.datetime(a), self.datetime(b)) {
@@ -96,7 +100,11 @@ impl CursorKind {
     fn bad_datetime(&self, s: &str) -> CursorError {
         CursorError(format!(
             "cursor value `{s}` is not a date-time{}; set incremental.cursor_type or incremental.format",
-            if self.format.is_some() { " in incremental.format" } else { " (RFC 3339 expected)" }
+            if self.format.is_some() {
+                " in incremental.format"
+            } else {
+                " (RFC 3339 expected)"
+            }
         ))
     }
 
@@ -112,7 +120,10 @@ impl CursorKind {
                     .trim()
                     .parse::<i128>()
                     .map_err(|_| CursorError(format!("cursor value `{v}` is not an integer")))?;
-                Ok((x - i128::from(u32::try_from(lookback.as_secs()).unwrap_or(u32::MAX))).to_string())
+                Ok(
+                    (x - i128::from(u32::try_from(lookback.as_secs()).unwrap_or(u32::MAX)))
+                        .to_string(),
+                )
             }
             CursorType::Datetime => {
                 let t = self.datetime(v).ok_or_else(|| self.bad_datetime(v))? - lookback;
@@ -147,24 +158,48 @@ mod tests {
     #[test]
     fn datetimes_compare_as_instants() {
         let c = CursorKind::new(&inc(CursorType::Datetime, None)).unwrap();
-        assert_eq!(c.compare("2024-01-01T01:00:00+01:00", "2024-01-01T00:00:00Z").unwrap(), Ordering::Equal);
-        assert_eq!(c.compare("2024-01-02T00:00:00Z", "2024-01-01T23:00:00Z").unwrap(), Ordering::Greater);
+        assert_eq!(
+            c.compare("2024-01-01T01:00:00+01:00", "2024-01-01T00:00:00Z")
+                .unwrap(),
+            Ordering::Equal
+        );
+        assert_eq!(
+            c.compare("2024-01-02T00:00:00Z", "2024-01-01T23:00:00Z")
+                .unwrap(),
+            Ordering::Greater
+        );
         assert!(c.compare("yesterday", "2024-01-01T00:00:00Z").is_err());
         assert_eq!(
-            c.minus("2024-01-01T00:00:00Z", Duration::from_secs(3600)).unwrap(),
+            c.minus("2024-01-01T00:00:00Z", Duration::from_secs(3600))
+                .unwrap(),
             "2023-12-31T23:00:00Z"
         );
     }
 
     #[test]
     fn other_formats_and_types() {
-        let c = CursorKind::new(&inc(CursorType::Datetime, Some("[year]-[month]-[day] [hour]:[minute]:[second]"))).unwrap();
-        assert_eq!(c.compare("2024-01-02 00:00:00", "2024-01-01 23:59:59").unwrap(), Ordering::Greater);
-        assert_eq!(c.minus("2024-01-02 00:00:00", Duration::from_secs(1)).unwrap(), "2024-01-01 23:59:59");
+        let c = CursorKind::new(&inc(
+            CursorType::Datetime,
+            Some("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.compare("2024-01-02 00:00:00", "2024-01-01 23:59:59")
+                .unwrap(),
+            Ordering::Greater
+        );
+        assert_eq!(
+            c.minus("2024-01-02 00:00:00", Duration::from_secs(1))
+                .unwrap(),
+            "2024-01-01 23:59:59"
+        );
         let c = CursorKind::new(&inc(CursorType::Integer, None)).unwrap();
         assert_eq!(c.compare("10", "9").unwrap(), Ordering::Greater);
         let c = CursorKind::new(&inc(CursorType::String, None)).unwrap();
         assert_eq!(c.compare("10", "9").unwrap(), Ordering::Less);
-        assert_eq!(c.read(&serde_json::json!({"updated_at": 5})), Some("5".into()));
+        assert_eq!(
+            c.read(&serde_json::json!({"updated_at": 5})),
+            Some("5".into())
+        );
     }
 }

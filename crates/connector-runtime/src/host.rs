@@ -51,3 +51,20 @@ impl Prepared {
             .map_err(|e| UsageError(e.0))
     }
 }
+
+/// The state file of a spec: the one given, or `<out>/state.json` with `<out>` defaulting
+/// to `output/<connector name>`. Loads only the spec: no configuration is needed.
+pub fn open_state(
+    spec: &Path,
+    out: Option<&Path>,
+    state: Option<&Path>,
+) -> Result<crate::state::StateStore, UsageError> {
+    let loaded = connector_spec::load(spec).map_err(|e| UsageError(e.to_string()))?;
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("output").join(&loaded.spec.name));
+    let path = state
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out.join("state.json"));
+    crate::state::StateStore::open(&path, &loaded.spec.name).map_err(|e| UsageError(e.to_string()))
+}

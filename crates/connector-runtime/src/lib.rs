@@ -9,6 +9,7 @@ pub mod redact;
 
 pub use config::{ConfigError, ResolvedConfig};
 pub use redact::Redactor;
+pub mod cursor;
 pub mod engine;
 pub mod extract;
 pub mod host;
@@ -21,8 +22,7 @@ pub mod render;
 pub mod report;
 pub mod request;
 pub mod sink;
+pub mod state;
 pub mod stats;
 pub mod stream;
 pub mod sync;
-pub mod cursor;
-pub mod state;

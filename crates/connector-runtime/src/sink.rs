@@ -139,7 +139,12 @@ impl AppendSink {
     pub fn open(dir: &Path, stream: &str, checkpointed: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{stream}.jsonl"));
-        let file = fs::OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)?;
         let len = file.metadata()?.len();
         if len < checkpointed {
             return Err(io::Error::other(format!(
@@ -191,7 +196,10 @@ mod append_tests {
         let mut s = AppendSink::open(dir.path(), "s", 4).unwrap();
         s.write(b"c\n").unwrap();
         assert_eq!(s.sync().unwrap(), 6);
-        assert_eq!(fs::read_to_string(dir.path().join("s.jsonl")).unwrap(), "a\nb\nc\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("s.jsonl")).unwrap(),
+            "a\nb\nc\n"
+        );
         let e = AppendSink::open(dir.path(), "s", 100).unwrap_err();
         assert!(e.to_string().contains("changed outside"), "{e}");
     }

@@ -101,7 +101,9 @@ impl StateStore {
                     )));
                 }
                 let doc: StateDoc = serde_json::from_value(probe).map_err(|e| {
-                    err(format!("it does not have the shape of a state file ({e}); it was left as it is"))
+                    err(format!(
+                        "it does not have the shape of a state file ({e}); it was left as it is"
+                    ))
                 })?;
                 if doc.connector != connector {
                     return Err(err(format!(
@@ -209,6 +211,10 @@ mod tests {
         std::fs::write(&p, "{not json").unwrap();
         let e = StateStore::open(&p, "orders").unwrap_err().to_string();
         assert!(e.contains("not valid JSON"), "{e}");
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{not json", "a refused file is left alone");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{not json",
+            "a refused file is left alone"
+        );
     }
 }

@@ -1,20 +1,24 @@
 //! One stream's pages: request, send, extract, write, paginate; once, or once per parent
 //! record for a child stream.
 
-use std::collections::HashSet;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use connector_spec::{JsonPath, Pagination, Stream};
+use connector_spec::{Incremental, JsonPath, Pagination, Stream};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::cursor::CursorKind;
 use crate::engine::Engine;
 use crate::extract::{Extractor, write_line};
 use crate::paginate::{Paginator, Step, Stop, Target};
+use crate::render::render;
 use crate::report::Reporter;
 use crate::request;
-use crate::sink::JsonlSink;
+use crate::sink::{AppendSink, JsonlSink};
+use crate::state::{Position, StateStore, StreamState};
 use crate::stats::Stats;
 
 /// A message from a parent stream to its children.
@@ -35,7 +39,8 @@ pub struct StreamRun {
     /// Its counters.
     pub stats: Arc<Stats>,
     extractor: Extractor,
-    sink: Mutex<Option<JsonlSink>>,
+    sink: Mutex<Output>,
+    inc: Option<Inc>,
     children: Vec<mpsc::Sender<ParentMsg>>,
     limit: Option<u64>,
     written: AtomicU64,
@@ -44,6 +49,82 @@ pub struct StreamRun {
     /// Set when the record limit is reached, so every partition stops.
     pub(crate) full: AtomicBool,
     reporter: Arc<dyn Reporter>,
+}
+
+/// Where a stream's records go.
+#[derive(Debug)]
+enum Output {
+    /// A new file that replaces the old one when the stream completes.
+    Replace(JsonlSink),
+    /// The stream's file, appended to and synced at checkpoints (incremental streams).
+    Append(AppendSink),
+    /// Closed.
+    Closed,
+}
+
+impl Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Replace(s) => s.write(buf),
+            Output::Append(s) => s.write(buf),
+            Output::Closed => Err(std::io::Error::other("the output was already closed")),
+        }
+    }
+}
+
+/// The incremental side of a stream: where it starts, and what it has written.
+#[derive(Debug)]
+struct Inc {
+    kind: CursorKind,
+    spec: Incremental,
+    prior: StreamState,
+    start: String,
+    end: Option<String>,
+    store: Arc<StateStore>,
+    /// False with `--limit`: a partial look must not move the state.
+    save: bool,
+    track: Mutex<Track>,
+}
+
+/// Positions reached in this run: the stream's, and each partition's.
+#[derive(Debug, Default)]
+struct Track {
+    top: Pos,
+    partitions: BTreeMap<String, Pos>,
+}
+
+/// A position being tracked: highest cursor written and the keys at it.
+#[derive(Debug, Default, Clone)]
+struct Pos {
+    cursor: Option<String>,
+    keys: HashSet<String>,
+}
+
+impl Pos {
+    fn from(p: &Position) -> Self {
+        Self {
+            cursor: p.cursor.clone(),
+            keys: p.boundary_keys.iter().cloned().collect(),
+        }
+    }
+
+    fn to_position(&self) -> Position {
+        let mut keys: Vec<String> = self.keys.iter().cloned().collect();
+        keys.sort();
+        Position {
+            cursor: self.cursor.clone(),
+            boundary_keys: keys,
+        }
+    }
+}
+
+/// How the state of a run is handled.
+#[derive(Debug, Clone)]
+pub struct StateMode {
+    /// The state file.
+    pub store: Arc<StateStore>,
+    /// Ignore the saved state and start from `incremental.start`.
+    pub full_refresh: bool,
 }
 
 /// A stream failed; the message is fit to print.
@@ -59,23 +140,68 @@ impl StreamRun {
         stream: &Stream,
         children: Vec<mpsc::Sender<ParentMsg>>,
         limit: Option<u64>,
+        state: Option<&StateMode>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self, StreamError> {
         let others = meta_paths(&stream.pagination);
         let extractor = Extractor::new(&stream.records, &others);
-        let sink = JsonlSink::create(&engine.out_dir, name).map_err(|e| {
-            StreamError(format!(
-                "cannot write to {}: {e}",
-                engine.out_dir.join(format!("{name}.jsonl")).display()
-            ))
-        })?;
+        let file = engine.out_dir.join(format!("{name}.jsonl"));
+        let cannot =
+            |e: std::io::Error| StreamError(format!("cannot write to {}: {e}", file.display()));
+        let (sink, inc) = match (&stream.incremental, state) {
+            (Some(spec), Some(mode)) => {
+                let prior = if mode.full_refresh {
+                    StreamState::default()
+                } else {
+                    mode.store.stream(name).unwrap_or_default()
+                };
+                let sink =
+                    AppendSink::open(&engine.out_dir, name, prior.output_bytes).map_err(cannot)?;
+                let ctx = engine.context();
+                let field = format!("streams.{name}.incremental");
+                let start = render(&spec.start, &ctx, &format!("{field}.start"))
+                    .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?;
+                let end = match &spec.end {
+                    Some(t) => Some(
+                        render(t, &ctx, &format!("{field}.end"))
+                            .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?,
+                    ),
+                    None => None,
+                };
+                let kind = CursorKind::new(spec).map_err(|e| StreamError(e.0))?;
+                let track = Track {
+                    top: Pos::from(&prior.position),
+                    partitions: prior
+                        .partitions
+                        .iter()
+                        .map(|(k, p)| (k.clone(), Pos::from(p)))
+                        .collect(),
+                };
+                let inc = Inc {
+                    kind,
+                    spec: spec.clone(),
+                    prior,
+                    start,
+                    end,
+                    store: mode.store.clone(),
+                    save: limit.is_none(),
+                    track: Mutex::new(track),
+                };
+                (Output::Append(sink), Some(inc))
+            }
+            _ => (
+                Output::Replace(JsonlSink::create(&engine.out_dir, name).map_err(cannot)?),
+                None,
+            ),
+        };
         let dedup = stream.dedup && stream.primary_key.is_some();
         Ok(Self {
             name: name.to_owned(),
             stream: stream.clone(),
             stats: Arc::new(Stats::default()),
             extractor,
-            sink: Mutex::new(Some(sink)),
+            sink: Mutex::new(sink),
+            inc,
             children,
             limit,
             written: AtomicU64::new(0),
@@ -86,23 +212,74 @@ impl StreamRun {
         })
     }
 
-    /// Makes the output the stream's file; only called when every partition succeeded.
+    /// Completes the output (replace, or final checkpoint); only called when every
+    /// partition succeeded.
     pub fn commit(&self) -> Result<(), StreamError> {
-        let sink = self.sink.lock().ok().and_then(|mut g| g.take());
+        if self.inc.is_some() {
+            self.checkpoint()?;
+            if let Ok(mut g) = self.sink.lock() {
+                *g = Output::Closed;
+            }
+            return Ok(());
+        }
+        let sink = self
+            .sink
+            .lock()
+            .map(|mut g| std::mem::replace(&mut *g, Output::Closed))
+            .map_err(|_| StreamError("output lock poisoned".into()))?;
         match sink {
-            Some(s) => s
+            Output::Replace(s) => s
                 .commit()
                 .map(|_| ())
                 .map_err(|e| StreamError(format!("cannot finish the output file: {e}"))),
-            None => Err(StreamError("the output was already closed".into())),
+            _ => Err(StreamError("the output was already closed".into())),
         }
     }
 
-    /// Drops the partial output, keeping the previous file.
+    /// Drops the partial output: the previous file stays (full refresh), or the tail
+    /// after the last checkpoint is cut on the next run (incremental).
     pub fn abandon(&self) {
         if let Ok(mut g) = self.sink.lock() {
-            g.take();
+            *g = Output::Closed;
         }
+    }
+
+    /// Syncs the output, then saves the state that covers exactly what it holds.
+    fn checkpoint(&self) -> Result<(), StreamError> {
+        let Some(inc) = &self.inc else { return Ok(()) };
+        if !inc.save {
+            return Ok(());
+        }
+        let mut out = self
+            .sink
+            .lock()
+            .map_err(|_| StreamError("output lock poisoned".into()))?;
+        let Output::Append(sink) = &mut *out else {
+            return Err(StreamError("the output was already closed".into()));
+        };
+        let output_bytes = sink
+            .sync()
+            .map_err(|e| StreamError(format!("cannot sync {}: {e}", sink.path().display())))?;
+        let state = {
+            let track = inc
+                .track
+                .lock()
+                .map_err(|_| StreamError("state lock poisoned".into()))?;
+            StreamState {
+                position: track.top.to_position(),
+                partitions: track
+                    .partitions
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.to_position()))
+                    .collect(),
+                output_bytes,
+                saved_at: String::new(),
+            }
+        };
+        // Saved while the output is still locked, so no record slips in between.
+        inc.store
+            .checkpoint(&self.name, state)
+            .map_err(|e| StreamError(e.to_string()))
     }
 
     /// Tells the children the parent is over.
@@ -130,6 +307,25 @@ impl StreamRun {
                 .collect(),
             _ => Vec::new(),
         };
+        let partition: Option<String> = match (&self.stream.parent, parent) {
+            (Some(pr), Some(p)) => Some(match p.get(&pr.key) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            }),
+            _ => None,
+        };
+        let window = match &self.inc {
+            Some(inc) => Some(
+                Window::new(inc, partition.as_deref())
+                    .map_err(|e| StreamError(format!("{}: {e}", self.name)))?,
+            ),
+            None => None,
+        };
+        let extra = window
+            .as_ref()
+            .map(|w| w.params.clone())
+            .unwrap_or_default();
         let mut pager = Paginator::new(&self.stream.pagination);
         let mut target = pager.first();
         let mut buf = Vec::with_capacity(64 * 1024);
@@ -142,8 +338,15 @@ impl StreamRun {
                     m.insert("page".into(), pager.vars());
                 }
             }
-            let req = request::build(&engine.spec, &self.name, &self.stream, &ctx, &target, &[])
-                .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?;
+            let req = request::build(
+                &engine.spec,
+                &self.name,
+                &self.stream,
+                &ctx,
+                &target,
+                &extra,
+            )
+            .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?;
             let resp = engine
                 .http
                 .send(&req, &self.stats, &self.name)
@@ -186,25 +389,41 @@ impl StreamRun {
             buf.clear();
             let mut written = 0u64;
             let mut parents = Vec::new();
+            let needs_value = self.seen.is_some() || !self.children.is_empty() || window.is_some();
             for raw in &page.records {
+                let value: Option<Value> = if needs_value {
+                    Some(serde_json::from_str(raw.get()).map_err(|e| StreamError(e.to_string()))?)
+                } else {
+                    None
+                };
+                let key = match &value {
+                    Some(v) if self.seen.is_some() || window.is_some() => {
+                        Some(primary_key(&self.stream, v, &include))
+                    }
+                    _ => None,
+                };
+                if let (Some(w), Some(inc), Some(v), Some(k)) = (&window, &self.inc, &value, &key) {
+                    if !w
+                        .keep(inc, v, k)
+                        .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
+                    {
+                        continue;
+                    }
+                }
+                if let (Some(seen), Some(k)) = (&self.seen, &key) {
+                    let fresh = seen.lock().map(|mut s| s.insert(k.clone())).unwrap_or(true);
+                    if !fresh {
+                        continue;
+                    }
+                }
                 if let Some(limit) = self.limit {
                     if self.written.fetch_add(1, Relaxed) >= limit {
                         self.full.store(true, Relaxed);
                         break;
                     }
                 }
-                let needs_value = self.seen.is_some() || !self.children.is_empty();
-                let value: Option<Value> = if needs_value {
-                    Some(serde_json::from_str(raw.get()).map_err(|e| StreamError(e.to_string()))?)
-                } else {
-                    None
-                };
-                if let (Some(seen), Some(v)) = (&self.seen, &value) {
-                    let key = primary_key(&self.stream, v, &include);
-                    let fresh = seen.lock().map(|mut s| s.insert(key)).unwrap_or(true);
-                    if !fresh {
-                        continue;
-                    }
+                if let (Some(inc), Some(v), Some(k)) = (&self.inc, &value, key) {
+                    self.track(inc, partition.as_deref(), v, k)?;
                 }
                 write_line(&mut buf, raw, &include);
                 written += 1;
@@ -219,12 +438,9 @@ impl StreamRun {
                     .sink
                     .lock()
                     .map_err(|_| StreamError("output lock poisoned".into()))?;
-                match guard.as_mut() {
-                    Some(s) => s
-                        .write(&buf)
-                        .map_err(|e| StreamError(format!("cannot write the output: {e}")))?,
-                    None => return Err(StreamError("the output was already closed".into())),
-                }
+                guard
+                    .write(&buf)
+                    .map_err(|e| StreamError(format!("cannot write the output: {e}")))?;
             }
             Stats::add(&self.stats.records, written);
             for p in parents {
@@ -235,6 +451,10 @@ impl StreamRun {
             }
             if self.full.load(Relaxed) {
                 return Ok(Stop::MaxPages);
+            }
+            // Sorted by the cursor: everything up to here is complete, so it can be saved.
+            if self.inc.as_ref().is_some_and(|i| i.spec.sorted) && partition.is_none() {
+                self.checkpoint()?;
             }
             let step = pager
                 .advance(&page.meta, &resp.headers, count, &resp.url)
@@ -257,6 +477,113 @@ impl StreamRun {
     }
 }
 
+impl StreamRun {
+    /// Records a written record's cursor in the position it belongs to.
+    fn track(
+        &self,
+        inc: &Inc,
+        partition: Option<&str>,
+        record: &Value,
+        key: String,
+    ) -> Result<(), StreamError> {
+        let Some(c) = inc.kind.read(record) else {
+            return Ok(());
+        };
+        let mut track = inc
+            .track
+            .lock()
+            .map_err(|_| StreamError("state lock poisoned".into()))?;
+        let pos = match partition {
+            Some(p) => track.partitions.entry(p.to_owned()).or_default(),
+            None => &mut track.top,
+        };
+        let order = match &pos.cursor {
+            None => Ordering::Greater,
+            Some(m) => inc
+                .kind
+                .compare(&c, m)
+                .map_err(|e| StreamError(format!("{}: {e}", self.name)))?,
+        };
+        match order {
+            Ordering::Greater => {
+                pos.cursor = Some(c);
+                pos.keys.clear();
+                pos.keys.insert(key);
+            }
+            Ordering::Equal => {
+                pos.keys.insert(key);
+            }
+            Ordering::Less => {}
+        }
+        Ok(())
+    }
+}
+
+/// The incremental window of one pass: what to ask the API for, and what to keep.
+#[derive(Debug)]
+struct Window {
+    params: Vec<(String, String)>,
+    lower: String,
+    prior: Pos,
+}
+
+impl Window {
+    fn new(inc: &Inc, partition: Option<&str>) -> Result<Self, crate::cursor::CursorError> {
+        let prior = match partition {
+            Some(p) => inc
+                .prior
+                .partitions
+                .get(p)
+                .map(Pos::from)
+                .unwrap_or_default(),
+            None => Pos::from(&inc.prior.position),
+        };
+        let lookback = inc
+            .spec
+            .lookback
+            .as_ref()
+            .map(|d| d.get())
+            .unwrap_or_default();
+        let lower = match &prior.cursor {
+            Some(c) => inc.kind.minus(c, lookback)?,
+            None => inc.start.clone(),
+        };
+        let mut params = Vec::new();
+        if let Some(p) = &inc.spec.param {
+            params.push((p.clone(), lower.clone()));
+        }
+        if let (Some(p), Some(e)) = (&inc.spec.end_param, &inc.end) {
+            params.push((p.clone(), e.clone()));
+        }
+        Ok(Self {
+            params,
+            lower,
+            prior,
+        })
+    }
+
+    /// False for a record before the window, or one already written at the boundary.
+    fn keep(
+        &self,
+        inc: &Inc,
+        record: &Value,
+        key: &str,
+    ) -> Result<bool, crate::cursor::CursorError> {
+        let Some(c) = inc.kind.read(record) else {
+            return Ok(true);
+        };
+        if inc.kind.compare(&c, &self.lower)? == Ordering::Less {
+            return Ok(false);
+        }
+        if let Some(b) = &self.prior.cursor {
+            if self.prior.keys.contains(key) && inc.kind.compare(&c, b)? == Ordering::Equal {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// JSONPaths that read the page besides the records.
 fn meta_paths(p: &Pagination) -> Vec<&JsonPath> {
     match p {
@@ -270,23 +597,20 @@ fn meta_paths(p: &Pagination) -> Vec<&JsonPath> {
     }
 }
 
-/// A record's primary key as one string (fields joined by a unit separator).
+/// A record's primary key as a compact JSON array, e.g. `[17]` or `["a",2]`.
 pub fn primary_key(stream: &Stream, record: &Value, include: &[(String, Value)]) -> String {
     let Some(pk) = &stream.primary_key else {
         return record.to_string();
     };
-    pk.fields()
+    let values: Vec<&Value> = pk
+        .fields()
         .iter()
         .map(|f| {
-            let v = record
+            record
                 .get(*f)
-                .or_else(|| include.iter().find(|(k, _)| k == f).map(|(_, v)| v));
-            match v {
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            }
+                .or_else(|| include.iter().find(|(k, _)| k == f).map(|(_, v)| v))
+                .unwrap_or(&Value::Null)
         })
-        .collect::<Vec<_>>()
-        .join("\u{1f}")
+        .collect();
+    serde_json::to_string(&values).unwrap_or_default()
 }

@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use crate::engine::{Engine, SetupError};
 use crate::paginate::Stop;
 use crate::report::{Reporter, StreamOutcome};
-use crate::stream::{ParentMsg, StreamError, StreamRun};
+use crate::state::StateStore;
+use crate::stream::{ParentMsg, StateMode, StreamError, StreamRun};
 
 /// Capacity of a parent-to-child channel: enough to keep children busy, small enough
 /// that a slow child slows its parent instead of filling memory.
@@ -30,6 +31,10 @@ pub struct SyncOptions {
     pub limit: Option<u64>,
     /// Where output goes (already resolved by the host).
     pub out_dir: PathBuf,
+    /// The state file (default `<out_dir>/state.json`).
+    pub state_path: Option<PathBuf>,
+    /// Ignore saved incremental state.
+    pub full_refresh: bool,
 }
 
 /// The outcome of every stream that ran, in spec order.
@@ -125,6 +130,27 @@ pub async fn run(
         }
     }
 
+    let state = if names.iter().any(|n| {
+        engine
+            .spec
+            .streams
+            .get(n)
+            .is_some_and(|s| s.incremental.is_some())
+    }) {
+        let path = opts
+            .state_path
+            .clone()
+            .unwrap_or_else(|| opts.out_dir.join("state.json"));
+        let store =
+            StateStore::open(&path, &engine.spec.name).map_err(|e| SetupError(e.to_string()))?;
+        Some(StateMode {
+            store: Arc::new(store),
+            full_refresh: opts.full_refresh,
+        })
+    } else {
+        None
+    };
+
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let mut outcomes: Vec<Option<StreamOutcome>> = vec![None; names.len()];
@@ -139,6 +165,7 @@ pub async fn run(
             stream,
             children,
             opts.limit,
+            state.as_ref(),
             reporter.clone(),
         ) {
             Ok(r) => Arc::new(r),

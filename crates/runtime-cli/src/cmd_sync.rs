@@ -17,6 +17,8 @@ pub struct SyncArgs {
     pub streams: Vec<String>,
     pub concurrency: usize,
     pub limit: Option<u64>,
+    pub state: Option<PathBuf>,
+    pub full_refresh: bool,
 }
 
 /// Runs `runtime sync`.
@@ -39,6 +41,8 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         concurrency: args.concurrency,
         limit: args.limit,
         out_dir: out_dir.clone(),
+        state_path: args.state,
+        full_refresh: args.full_refresh,
     };
     let report = match crate::block_on(sync::run(engine, opts, reporter)) {
         Ok(Ok(r)) => r,

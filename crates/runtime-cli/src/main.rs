@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd_probe;
+mod cmd_state;
 mod cmd_sync;
 mod logging;
 
@@ -34,11 +35,11 @@ fn main() -> ExitCode {
         args::Command::Sync {
             common,
             out,
-            state: _,
+            state,
             streams,
             concurrency,
             limit,
-            full_refresh: _,
+            full_refresh,
         } => cmd_sync::run(
             cmd_sync::SyncArgs {
                 common,
@@ -46,11 +47,14 @@ fn main() -> ExitCode {
                 streams,
                 concurrency,
                 limit,
+                state,
+                full_refresh,
             },
             reporter,
         ),
         args::Command::Check { common } => cmd_probe::check(common),
         args::Command::Discover { common } => cmd_probe::discover(common),
+        args::Command::State { action } => cmd_state::run(action),
         _ => usage_error("this command is not built yet"),
     }
 }
