@@ -41,6 +41,7 @@ pub struct StreamRun {
     extractor: Extractor,
     sink: Mutex<Output>,
     inc: Option<Inc>,
+    durable: Option<Durable>,
     children: Vec<mpsc::Sender<ParentMsg>>,
     limit: Option<u64>,
     written: AtomicU64,
@@ -80,10 +81,15 @@ struct Inc {
     prior: StreamState,
     start: String,
     end: Option<String>,
+    track: Mutex<Track>,
+}
+
+/// Where an appending stream saves its checkpoints.
+#[derive(Debug)]
+struct Durable {
     store: Arc<StateStore>,
     /// False with `--limit`: a partial look must not move the state.
     save: bool,
-    track: Mutex<Track>,
 }
 
 /// Positions reached in this run: the stream's, and each partition's.
@@ -148,8 +154,11 @@ impl StreamRun {
         let file = engine.out_dir.join(format!("{name}.jsonl"));
         let cannot =
             |e: std::io::Error| StreamError(format!("cannot write to {}: {e}", file.display()));
-        let (sink, inc) = match (&stream.incremental, state) {
-            (Some(spec), Some(mode)) => {
+        // A child of an incremental stream only sees changed parents: it appends too.
+        let appends =
+            stream.incremental.is_some() || has_incremental_ancestor(&engine.spec, stream);
+        let (sink, inc, durable) = match state {
+            Some(mode) if appends => {
                 let prior = if mode.full_refresh {
                     StreamState::default()
                 } else {
@@ -157,40 +166,19 @@ impl StreamRun {
                 };
                 let sink =
                     AppendSink::open(&engine.out_dir, name, prior.output_bytes).map_err(cannot)?;
-                let ctx = engine.context();
-                let field = format!("streams.{name}.incremental");
-                let start = render(&spec.start, &ctx, &format!("{field}.start"))
-                    .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?;
-                let end = match &spec.end {
-                    Some(t) => Some(
-                        render(t, &ctx, &format!("{field}.end"))
-                            .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?,
-                    ),
+                let inc = match &stream.incremental {
+                    Some(spec) => Some(Inc::new(engine, name, spec, prior)?),
                     None => None,
                 };
-                let kind = CursorKind::new(spec).map_err(|e| StreamError(e.0))?;
-                let track = Track {
-                    top: Pos::from(&prior.position),
-                    partitions: prior
-                        .partitions
-                        .iter()
-                        .map(|(k, p)| (k.clone(), Pos::from(p)))
-                        .collect(),
-                };
-                let inc = Inc {
-                    kind,
-                    spec: spec.clone(),
-                    prior,
-                    start,
-                    end,
+                let durable = Durable {
                     store: mode.store.clone(),
                     save: limit.is_none(),
-                    track: Mutex::new(track),
                 };
-                (Output::Append(sink), Some(inc))
+                (Output::Append(sink), inc, Some(durable))
             }
             _ => (
                 Output::Replace(JsonlSink::create(&engine.out_dir, name).map_err(cannot)?),
+                None,
                 None,
             ),
         };
@@ -202,6 +190,7 @@ impl StreamRun {
             extractor,
             sink: Mutex::new(sink),
             inc,
+            durable,
             children,
             limit,
             written: AtomicU64::new(0),
@@ -215,7 +204,7 @@ impl StreamRun {
     /// Completes the output (replace, or final checkpoint); only called when every
     /// partition succeeded.
     pub fn commit(&self) -> Result<(), StreamError> {
-        if self.inc.is_some() {
+        if self.durable.is_some() {
             self.checkpoint()?;
             if let Ok(mut g) = self.sink.lock() {
                 *g = Output::Closed;
@@ -236,6 +225,11 @@ impl StreamRun {
         }
     }
 
+    /// Whether the output appends and checkpoints (incremental, or under an incremental parent).
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
     /// Drops the partial output: the previous file stays (full refresh), or the tail
     /// after the last checkpoint is cut on the next run (incremental).
     pub fn abandon(&self) {
@@ -246,8 +240,10 @@ impl StreamRun {
 
     /// Syncs the output, then saves the state that covers exactly what it holds.
     fn checkpoint(&self) -> Result<(), StreamError> {
-        let Some(inc) = &self.inc else { return Ok(()) };
-        if !inc.save {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        if !durable.save {
             return Ok(());
         }
         let mut out = self
@@ -260,24 +256,25 @@ impl StreamRun {
         let output_bytes = sink
             .sync()
             .map_err(|e| StreamError(format!("cannot sync {}: {e}", sink.path().display())))?;
-        let state = {
+        let mut state = StreamState {
+            output_bytes,
+            ..StreamState::default()
+        };
+        if let Some(inc) = &self.inc {
             let track = inc
                 .track
                 .lock()
                 .map_err(|_| StreamError("state lock poisoned".into()))?;
-            StreamState {
-                position: track.top.to_position(),
-                partitions: track
-                    .partitions
-                    .iter()
-                    .map(|(k, p)| (k.clone(), p.to_position()))
-                    .collect(),
-                output_bytes,
-                saved_at: String::new(),
-            }
-        };
+            state.position = track.top.to_position();
+            state.partitions = track
+                .partitions
+                .iter()
+                .map(|(k, p)| (k.clone(), p.to_position()))
+                .collect();
+        }
         // Saved while the output is still locked, so no record slips in between.
-        inc.store
+        durable
+            .store
             .checkpoint(&self.name, state)
             .map_err(|e| StreamError(e.to_string()))
     }
@@ -453,7 +450,12 @@ impl StreamRun {
                 return Ok(Stop::MaxPages);
             }
             // Sorted by the cursor: everything up to here is complete, so it can be saved.
-            if self.inc.as_ref().is_some_and(|i| i.spec.sorted) && partition.is_none() {
+            // Not with children in the run: their output must be durable before the
+            // parent's state moves past the records that fed them.
+            if self.inc.as_ref().is_some_and(|i| i.spec.sorted)
+                && partition.is_none()
+                && self.children.is_empty()
+            {
                 self.checkpoint()?;
             }
             let step = pager
@@ -475,6 +477,60 @@ impl StreamRun {
             }
         }
     }
+}
+
+impl Inc {
+    fn new(
+        engine: &Engine,
+        name: &str,
+        spec: &Incremental,
+        prior: StreamState,
+    ) -> Result<Self, StreamError> {
+        let ctx = engine.context();
+        let field = format!("streams.{name}.incremental");
+        let rendered = |t: &connector_spec::Template, f: &str| {
+            render(t, &ctx, &format!("{field}.{f}"))
+                .map_err(|e| StreamError(engine.http.redact(&e.to_string())))
+        };
+        let start = rendered(&spec.start, "start")?;
+        let end = match &spec.end {
+            Some(t) => Some(rendered(t, "end")?),
+            None => None,
+        };
+        let kind = CursorKind::new(spec).map_err(|e| StreamError(e.0))?;
+        let track = Track {
+            top: Pos::from(&prior.position),
+            partitions: prior
+                .partitions
+                .iter()
+                .map(|(k, p)| (k.clone(), Pos::from(p)))
+                .collect(),
+        };
+        Ok(Self {
+            kind,
+            spec: spec.clone(),
+            prior,
+            start,
+            end,
+            track: Mutex::new(track),
+        })
+    }
+}
+
+/// Whether any ancestor of a stream is incremental.
+fn has_incremental_ancestor(spec: &connector_spec::Spec, stream: &Stream) -> bool {
+    let mut cur = stream.parent.as_ref().map(|p| p.stream.as_str());
+    for _ in 0..spec.streams.len() {
+        let Some(name) = cur else { return false };
+        let Some(s) = spec.streams.get(name) else {
+            return false;
+        };
+        if s.incremental.is_some() {
+            return true;
+        }
+        cur = s.parent.as_ref().map(|p| p.stream.as_str());
+    }
+    false
 }
 
 impl StreamRun {

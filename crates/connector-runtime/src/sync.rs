@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -151,6 +151,23 @@ pub async fn run(
         None
     };
 
+    // Each stream reports its end to its parent, which saves its own state only after
+    // every child's output is durable.
+    let mut done_rx: HashMap<String, Vec<oneshot::Receiver<bool>>> = HashMap::new();
+    let mut done_tx: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
+    for name in &names {
+        if let Some(p) = engine
+            .spec
+            .streams
+            .get(name)
+            .and_then(|s| s.parent.as_ref())
+        {
+            let (tx, rx) = oneshot::channel();
+            done_rx.entry(p.stream.clone()).or_default().push(rx);
+            done_tx.insert(name.clone(), tx);
+        }
+    }
+
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let mut outcomes: Vec<Option<StreamOutcome>> = vec![None; names.len()];
@@ -178,6 +195,8 @@ pub async fn run(
         let reporter = reporter.clone();
         let permits = permits.clone();
         let rx = receivers.remove(name);
+        let my_children = done_rx.remove(name).unwrap_or_default();
+        let tell_parent = done_tx.remove(name);
         tasks.spawn(async move {
             // Children wait for their parent's records, not for a permit: a permit held
             // while waiting on a parent that needs one would deadlock.
@@ -192,14 +211,31 @@ pub async fn run(
                 Some(rx) => run_children(&engine, &run, rx).await,
             };
             let ok = result.is_ok();
+            run.end_children(ok).await;
+            let mut children_ok = true;
+            for c in my_children {
+                children_ok &= c.await.unwrap_or(false);
+            }
             let result = match result {
-                Ok(stop) => run.commit().map(|()| stop),
+                Ok(stop) if children_ok || !run.is_durable() => run.commit().map(|()| stop),
+                Ok(stop) => {
+                    // Its records are written, but a child missed some of their children:
+                    // keep the state where it was so the next run fetches them again.
+                    run.abandon();
+                    reporter.warning(
+                        &run.name,
+                        "a child stream failed, so this stream's state was not saved; the next run fetches the same records again",
+                    );
+                    Ok(stop)
+                }
                 Err(e) => {
                     run.abandon();
                     Err(e)
                 }
             };
-            run.end_children(ok && result.is_ok()).await;
+            if let Some(tx) = tell_parent {
+                let _ = tx.send(result.is_ok());
+            }
             let outcome = StreamOutcome {
                 stream: run.name.clone(),
                 stats: run.stats.snapshot(),
