@@ -18,6 +18,7 @@ pub mod infer;
 pub mod paginate;
 pub mod probe;
 pub mod progress;
+pub mod push;
 pub mod render;
 pub mod report;
 pub mod request;

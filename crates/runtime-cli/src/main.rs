@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd_probe;
+mod cmd_push;
 mod cmd_state;
 mod cmd_sync;
 mod logging;
@@ -55,6 +56,12 @@ fn main() -> ExitCode {
         args::Command::Check { common } => cmd_probe::check(common),
         args::Command::Discover { common } => cmd_probe::discover(common),
         args::Command::State { action } => cmd_state::run(action),
+        args::Command::Push {
+            common,
+            target,
+            input,
+            results,
+        } => cmd_push::run(common, target, input, results),
         _ => usage_error("this command is not built yet"),
     }
 }
