@@ -33,9 +33,10 @@ pub struct Position {
     /// Highest cursor value written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
-    /// Primary keys (JSON arrays) of the records written at exactly `cursor`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub boundary_keys: Vec<String>,
+    /// The records written at exactly `cursor`: primary key (a JSON array) -> a hash of
+    /// the record as sent, so a new version at the same cursor value is told apart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub boundary: BTreeMap<String, String>,
 }
 
 /// The state of one stream.
@@ -192,7 +193,7 @@ mod tests {
         let st = StreamState {
             position: Position {
                 cursor: Some("2024-01-01T00:00:00Z".into()),
-                boundary_keys: vec!["[1]".into()],
+                boundary: [("[1]".to_owned(), "ab".to_owned())].into(),
             },
             output_bytes: 10,
             ..Default::default()

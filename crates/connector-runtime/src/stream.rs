@@ -2,7 +2,7 @@
 //! record for a child stream.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -99,29 +99,33 @@ struct Track {
     partitions: BTreeMap<String, Pos>,
 }
 
-/// A position being tracked: highest cursor written and the keys at it.
+/// A position being tracked: highest cursor written, and the records at it (key -> hash).
 #[derive(Debug, Default, Clone)]
 struct Pos {
     cursor: Option<String>,
-    keys: HashSet<String>,
+    keys: HashMap<String, String>,
 }
 
 impl Pos {
     fn from(p: &Position) -> Self {
         Self {
             cursor: p.cursor.clone(),
-            keys: p.boundary_keys.iter().cloned().collect(),
+            keys: p.boundary.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
     }
 
     fn to_position(&self) -> Position {
-        let mut keys: Vec<String> = self.keys.iter().cloned().collect();
-        keys.sort();
         Position {
             cursor: self.cursor.clone(),
-            boundary_keys: keys,
+            boundary: self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
     }
+}
+
+/// A short stable digest of a record as sent, to recognise it at the boundary.
+fn digest(raw: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(raw.as_bytes())[..8])
 }
 
 /// How the state of a run is handled.
@@ -399,9 +403,10 @@ impl StreamRun {
                     }
                     _ => None,
                 };
-                if let (Some(w), Some(inc), Some(v), Some(k)) = (&window, &self.inc, &value, &key) {
+                let hash = self.inc.as_ref().map(|_| digest(raw.get()));
+                if let (Some(w), Some(inc), Some(v), Some(k), Some(h)) = (&window, &self.inc, &value, &key, &hash) {
                     if !w
-                        .keep(inc, v, k)
+                        .keep(inc, v, k, h)
                         .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
                     {
                         continue;
@@ -419,8 +424,8 @@ impl StreamRun {
                         break;
                     }
                 }
-                if let (Some(inc), Some(v), Some(k)) = (&self.inc, &value, key) {
-                    self.track(inc, partition.as_deref(), v, k)?;
+                if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
+                    self.track(inc, partition.as_deref(), v, k, h)?;
                 }
                 write_line(&mut buf, raw, &include);
                 written += 1;
@@ -541,6 +546,7 @@ impl StreamRun {
         partition: Option<&str>,
         record: &Value,
         key: String,
+        hash: String,
     ) -> Result<(), StreamError> {
         let Some(c) = inc.kind.read(record) else {
             return Ok(());
@@ -564,10 +570,10 @@ impl StreamRun {
             Ordering::Greater => {
                 pos.cursor = Some(c);
                 pos.keys.clear();
-                pos.keys.insert(key);
+                pos.keys.insert(key, hash);
             }
             Ordering::Equal => {
-                pos.keys.insert(key);
+                pos.keys.insert(key, hash);
             }
             Ordering::Less => {}
         }
@@ -624,6 +630,7 @@ impl Window {
         inc: &Inc,
         record: &Value,
         key: &str,
+        hash: &str,
     ) -> Result<bool, crate::cursor::CursorError> {
         let Some(c) = inc.kind.read(record) else {
             return Ok(true);
@@ -632,7 +639,9 @@ impl Window {
             return Ok(false);
         }
         if let Some(b) = &self.prior.cursor {
-            if self.prior.keys.contains(key) && inc.kind.compare(&c, b)? == Ordering::Equal {
+            // The same record as already written at the boundary (same key, same bytes).
+            let seen = self.prior.keys.get(key).is_some_and(|h| h == hash);
+            if seen && inc.kind.compare(&c, b)? == Ordering::Equal {
                 return Ok(false);
             }
         }
