@@ -76,14 +76,14 @@ impl ResolvedConfig {
         let mut given: Map<String, Value> = Map::new();
         let mut origin: Map<String, Value> = Map::new();
         for (key, decl) in &spec.config {
-            if let Some(var) = &decl.env {
-                if let Some(v) = env(var) {
-                    given.insert(key.clone(), Value::String(v));
-                    origin.insert(
-                        key.clone(),
-                        Value::String(format!("environment variable {var}")),
-                    );
-                }
+            if let Some(var) = &decl.env
+                && let Some(v) = env(var)
+            {
+                given.insert(key.clone(), Value::String(v));
+                origin.insert(
+                    key.clone(),
+                    Value::String(format!("environment variable {var}")),
+                );
             }
         }
         if let Some(path) = file {
@@ -138,10 +138,10 @@ impl ResolvedConfig {
                     None => Value::Null,
                 },
             };
-            if decl.secret {
-                if let Some(s) = value.as_str() {
-                    secrets.push(s.to_owned());
-                }
+            if decl.secret
+                && let Some(s) = value.as_str()
+            {
+                secrets.push(s.to_owned());
             }
             values.insert(key.clone(), value);
         }

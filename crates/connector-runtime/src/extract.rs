@@ -99,7 +99,7 @@ impl Extractor {
                     de.end().map_err(not_json)?;
                     return Ok(Page {
                         meta,
-                        records: out.into_iter().map(|r| Cow::Borrowed(r)).collect(),
+                        records: out.into_iter().map(Cow::Borrowed).collect(),
                         path_missing: !found,
                     });
                 }

@@ -173,10 +173,10 @@ impl Paginator {
                     return Ok(Step::Done(Stop::Short));
                 }
                 self.offset += limit;
-                if let Some(t) = number_at(total.as_ref(), meta)? {
-                    if self.offset >= t {
-                        return Ok(Step::Done(Stop::Total));
-                    }
+                if let Some(t) = number_at(total.as_ref(), meta)?
+                    && self.offset >= t
+                {
+                    return Ok(Step::Done(Stop::Total));
                 }
                 Ok(Step::Next(Target::Params(self.params())))
             }
@@ -196,10 +196,10 @@ impl Paginator {
                         return Ok(Step::Done(Stop::Total));
                     }
                 }
-                if let Some(t) = number_at(total.as_ref(), meta)? {
-                    if self.records >= t {
-                        return Ok(Step::Done(Stop::Total));
-                    }
+                if let Some(t) = number_at(total.as_ref(), meta)?
+                    && self.records >= t
+                {
+                    return Ok(Step::Done(Stop::Total));
                 }
                 self.page += 1;
                 Ok(Step::Next(Target::Params(self.params())))

@@ -121,10 +121,10 @@ fn done_keys(results: &Path) -> Result<HashSet<String>, PushError> {
     for line in BufReader::new(file).lines() {
         let Ok(line) = line else { break };
         // A line cut short by a crash is simply not counted as done.
-        if let Ok(r) = serde_json::from_str::<PushResult>(&line) {
-            if r.outcome == "created" {
-                done.insert(r.key);
-            }
+        if let Ok(r) = serde_json::from_str::<PushResult>(&line)
+            && r.outcome == "created"
+        {
+            done.insert(r.key);
         }
     }
     Ok(done)

@@ -110,14 +110,22 @@ impl Pos {
     fn from(p: &Position) -> Self {
         Self {
             cursor: p.cursor.clone(),
-            keys: p.boundary.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            keys: p
+                .boundary
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
     fn to_position(&self) -> Position {
         Position {
             cursor: self.cursor.clone(),
-            boundary: self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            boundary: self
+                .keys
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -334,10 +342,10 @@ impl StreamRun {
             if self.full.load(Relaxed) {
                 return Ok(Stop::MaxPages);
             }
-            if let Value::Object(m) = &mut ctx {
-                if !matches!(self.stream.pagination, Pagination::None) {
-                    m.insert("page".into(), pager.vars());
-                }
+            if let Value::Object(m) = &mut ctx
+                && !matches!(self.stream.pagination, Pagination::None)
+            {
+                m.insert("page".into(), pager.vars());
             }
             let req = request::build(
                 &engine.spec,
@@ -404,13 +412,13 @@ impl StreamRun {
                     _ => None,
                 };
                 let hash = self.inc.as_ref().map(|_| digest(raw.get()));
-                if let (Some(w), Some(inc), Some(v), Some(k), Some(h)) = (&window, &self.inc, &value, &key, &hash) {
-                    if !w
+                if let (Some(w), Some(inc), Some(v), Some(k), Some(h)) =
+                    (&window, &self.inc, &value, &key, &hash)
+                    && !w
                         .keep(inc, v, k, h)
                         .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
-                    {
-                        continue;
-                    }
+                {
+                    continue;
                 }
                 if let (Some(seen), Some(k)) = (&self.seen, &key) {
                     let fresh = seen.lock().map(|mut s| s.insert(k.clone())).unwrap_or(true);
@@ -418,21 +426,21 @@ impl StreamRun {
                         continue;
                     }
                 }
-                if let Some(limit) = self.limit {
-                    if self.written.fetch_add(1, Relaxed) >= limit {
-                        self.full.store(true, Relaxed);
-                        break;
-                    }
+                if let Some(limit) = self.limit
+                    && self.written.fetch_add(1, Relaxed) >= limit
+                {
+                    self.full.store(true, Relaxed);
+                    break;
                 }
                 if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
                     self.track(inc, partition.as_deref(), v, k, h)?;
                 }
                 write_line(&mut buf, raw, &include);
                 written += 1;
-                if let Some(v) = value {
-                    if !self.children.is_empty() {
-                        parents.push(Arc::new(v));
-                    }
+                if let Some(v) = value
+                    && !self.children.is_empty()
+                {
+                    parents.push(Arc::new(v));
                 }
             }
             if !buf.is_empty() {

@@ -145,10 +145,10 @@ impl Credentials {
 impl OAuth2 {
     async fn token(&self, client: &reqwest::Client) -> Result<(String, bool), TokenError> {
         let mut guard = self.token.lock().await;
-        if let Some((t, exp)) = guard.as_ref() {
-            if exp.is_none_or(|e| Instant::now() + EXPIRY_MARGIN < e) {
-                return Ok((t.clone(), false));
-            }
+        if let Some((t, exp)) = guard.as_ref()
+            && exp.is_none_or(|e| Instant::now() + EXPIRY_MARGIN < e)
+        {
+            return Ok((t.clone(), false));
         }
         let mut req = client.post(&self.token_url).form(&self.form);
         if let Some((id, secret)) = &self.basic {

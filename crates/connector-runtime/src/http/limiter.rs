@@ -72,10 +72,10 @@ impl Limiter {
     /// Closes the gate for everyone for `d` (e.g. after a `Retry-After`).
     pub fn pause_for(&self, d: Duration) {
         let until = Instant::now() + d;
-        if let Ok(mut g) = self.paused_until.lock() {
-            if g.is_none_or(|cur| cur < until) {
-                *g = Some(until);
-            }
+        if let Ok(mut g) = self.paused_until.lock()
+            && g.is_none_or(|cur| cur < until)
+        {
+            *g = Some(until);
         }
     }
 

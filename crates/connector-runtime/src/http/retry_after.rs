@@ -98,10 +98,10 @@ fn parse_ietf(v: &str) -> (Option<u64>, Option<Duration>) {
                 _ => {}
             }
         }
-        if let Some(r) = r {
-            if best.0.is_none_or(|b| r < b) {
-                best = (Some(r), t.map(|t| t.min(MAX_HEADER_WAIT)));
-            }
+        if let Some(r) = r
+            && best.0.is_none_or(|b| r < b)
+        {
+            best = (Some(r), t.map(|t| t.min(MAX_HEADER_WAIT)));
         }
     }
     best
