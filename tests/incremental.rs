@@ -30,6 +30,8 @@ impl Order {
 
 #[derive(Default)]
 struct Db {
+    /// Comments per order id: (comment id, updated_at).
+    comments: Mutex<BTreeMap<u64, Vec<(u64, String)>>>,
     orders: Mutex<Vec<Order>>,
     requests: AtomicUsize,
     delay_ms: AtomicUsize,
@@ -39,7 +41,8 @@ struct Db {
 
 fn ts(secs: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(1_704_067_200 + secs as i64).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 impl Db {
@@ -56,7 +59,10 @@ impl Db {
 
 /// `GET /orders?updated_at_gte=&cursor=&limit=`: sorted by (updated_at, id); the cursor is
 /// the position of the last record, so changes during paging neither skip nor repeat.
-async fn orders(State(db): State<Arc<Db>>, Query(q): Query<HashMap<String, String>>) -> axum::Json<Value> {
+async fn orders(
+    State(db): State<Arc<Db>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> axum::Json<Value> {
     let n = db.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let delay = db.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -64,7 +70,11 @@ async fn orders(State(db): State<Arc<Db>>, Query(q): Query<HashMap<String, Strin
     }
     {
         let mut during = db.during.lock().unwrap();
-        let due: Vec<Order> = during.iter().filter(|(at, _)| *at <= n).map(|(_, o)| o.clone()).collect();
+        let due: Vec<Order> = during
+            .iter()
+            .filter(|(at, _)| *at <= n)
+            .map(|(_, o)| o.clone())
+            .collect();
         during.retain(|(at, _)| *at > n);
         for o in due {
             db.upsert(o);
@@ -81,11 +91,37 @@ async fn orders(State(db): State<Arc<Db>>, Query(q): Query<HashMap<String, Strin
     let page: Vec<Order> = all
         .into_iter()
         .filter(|o| gte.as_ref().is_none_or(|g| o.updated_at >= *g))
-        .filter(|o| after.as_ref().is_none_or(|(t, i)| (&o.updated_at, o.id) > (t, *i)))
+        .filter(|o| {
+            after
+                .as_ref()
+                .is_none_or(|(t, i)| (&o.updated_at, o.id) > (t, *i))
+        })
         .take(limit)
         .collect();
-    let next = (page.len() == limit).then(|| page.last().map(|o| format!("{}|{}", o.updated_at, o.id))).flatten();
-    axum::Json(json!({"orders": page.iter().map(Order::json).collect::<Vec<_>>(), "next_cursor": next}))
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|o| format!("{}|{}", o.updated_at, o.id)))
+        .flatten();
+    axum::Json(
+        json!({"orders": page.iter().map(Order::json).collect::<Vec<_>>(), "next_cursor": next}),
+    )
+}
+
+/// `GET /orders/{id}/comments`: every comment of an order, unfiltered (client-side filtering).
+async fn comments(
+    State(db): State<Arc<Db>>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+) -> axum::Json<Value> {
+    db.requests.fetch_add(1, Ordering::SeqCst);
+    let all = db
+        .comments
+        .lock()
+        .unwrap()
+        .get(&id)
+        .cloned()
+        .unwrap_or_default();
+    axum::Json(
+        json!({"comments": all.iter().map(|(c, t)| json!({"id": c, "updated_at": t})).collect::<Vec<_>>()}),
+    )
 }
 
 /// A server on its own thread and runtime, alive as long as the returned guard.
@@ -99,11 +135,18 @@ fn serve(db: Arc<Db>) -> Server {
     let (atx, arx) = std::sync::mpsc::channel();
     let state = db;
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             atx.send(listener.local_addr().unwrap()).unwrap();
-            let app = Router::new().route("/orders", get(orders)).with_state(state);
+            let app = Router::new()
+                .route("/orders", get(orders))
+                .route("/orders/{id}/comments", get(comments))
+                .with_state(state);
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
@@ -113,7 +156,10 @@ fn serve(db: Arc<Db>) -> Server {
         });
     });
     let addr = arx.recv().unwrap();
-    Server { addr, _shutdown: tx }
+    Server {
+        addr,
+        _shutdown: tx,
+    }
 }
 
 /// Orders 1..=n, three per timestamp, so many records share a boundary value.
@@ -130,7 +176,11 @@ fn seed(n: u64) -> Arc<Db> {
 }
 
 fn spec(dir: &Path, server_filter: bool, page: u64) -> PathBuf {
-    let param = if server_filter { "param: updated_at_gte" } else { "" };
+    let param = if server_filter {
+        "param: updated_at_gte"
+    } else {
+        ""
+    };
     let text = format!(
         r#"version: 1
 name: inc
@@ -173,7 +223,11 @@ fn command(spec: &Path, out: &Path, server: &Server) -> Command {
 
 fn run(spec: &Path, out: &Path, server: &Server) -> (i32, String) {
     let o = command(spec, out, server).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     (o.status.code().unwrap_or(-1), text)
 }
 
@@ -182,7 +236,8 @@ fn output(out: &Path) -> BTreeMap<(u64, u64), usize> {
     let mut m = BTreeMap::new();
     let text = std::fs::read_to_string(out.join("orders.jsonl")).unwrap_or_default();
     for line in text.lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
         let key = (v["id"].as_u64().unwrap(), v["version"].as_u64().unwrap());
         *m.entry(key).or_insert(0) += 1;
     }
@@ -190,16 +245,23 @@ fn output(out: &Path) -> BTreeMap<(u64, u64), usize> {
 }
 
 fn lines(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("orders.jsonl")).map(|t| t.lines().count()).unwrap_or(0)
+    std::fs::read_to_string(out.join("orders.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
 }
 
 fn expected(db: &Db) -> BTreeMap<(u64, u64), usize> {
-    db.snapshot().into_iter().map(|o| ((o.id, o.version), 1)).collect()
+    db.snapshot()
+        .into_iter()
+        .map(|o| ((o.id, o.version), 1))
+        .collect()
 }
 
 fn kill_when(child: &mut Child, db: &Db, requests: usize, extra: Duration) {
     let started = Instant::now();
-    while db.requests.load(Ordering::SeqCst) < requests && started.elapsed() < Duration::from_secs(30) {
+    while db.requests.load(Ordering::SeqCst) < requests
+        && started.elapsed() < Duration::from_secs(30)
+    {
         if child.try_wait().unwrap().is_some() {
             return;
         }
@@ -264,11 +326,25 @@ fn second_run_without_changes_writes_nothing_with_one_request() {
     let size = std::fs::metadata(out.join("orders.jsonl")).unwrap().len();
     let (code, text) = run(&spec, &out, &server);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(db.requests.load(Ordering::SeqCst) - before, 1, "one request for an unchanged stream");
-    assert_eq!(std::fs::metadata(out.join("orders.jsonl")).unwrap().len(), size, "0 records written");
-    let state: Value = serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        db.requests.load(Ordering::SeqCst) - before,
+        1,
+        "one request for an unchanged stream"
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("orders.jsonl")).unwrap().len(),
+        size,
+        "0 records written"
+    );
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["streams"]["orders"]["cursor"], ts(100));
-    assert_eq!(state["streams"]["orders"]["boundary"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()), Some(vec!["[300]".to_owned()]));
+    assert_eq!(
+        state["streams"]["orders"]["boundary"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["[300]".to_owned()])
+    );
 }
 
 #[test]
@@ -282,15 +358,35 @@ fn changes_between_runs_appear_once() {
     // An update at exactly the saved cursor (same timestamp, new version), an update
     // later on, an insert at the boundary and an insert after it.
     let last = ts(200 / 3);
-    db.upsert(Order { id: 199, updated_at: last.clone(), version: 2 });
-    db.upsert(Order { id: 5, updated_at: ts(500), version: 2 });
-    db.upsert(Order { id: 201, updated_at: last, version: 1 });
-    db.upsert(Order { id: 202, updated_at: ts(600), version: 1 });
+    db.upsert(Order {
+        id: 199,
+        updated_at: last.clone(),
+        version: 2,
+    });
+    db.upsert(Order {
+        id: 5,
+        updated_at: ts(500),
+        version: 2,
+    });
+    db.upsert(Order {
+        id: 201,
+        updated_at: last,
+        version: 1,
+    });
+    db.upsert(Order {
+        id: 202,
+        updated_at: ts(600),
+        version: 1,
+    });
     let size = lines(&out);
     let (code, text) = run(&spec, &out, &server);
     assert_eq!(code, 0, "{text}");
     let got = output(&out);
-    assert_eq!(lines(&out), size + 4, "exactly the four changes were appended");
+    assert_eq!(
+        lines(&out),
+        size + 4,
+        "exactly the four changes were appended"
+    );
     for k in [(199, 2), (5, 2), (201, 1), (202, 1)] {
         assert_eq!(got.get(&k), Some(&1), "{k:?} once");
     }
@@ -302,8 +398,22 @@ fn changes_during_a_run_are_neither_lost_nor_duplicated() {
     let db = seed(300);
     // After the 3rd request: an order already paged through moves to the end, and a new
     // one appears in the middle of the range still to come.
-    db.during.lock().unwrap().push((3, Order { id: 2, updated_at: ts(900), version: 2 }));
-    db.during.lock().unwrap().push((3, Order { id: 301, updated_at: ts(80), version: 1 }));
+    db.during.lock().unwrap().push((
+        3,
+        Order {
+            id: 2,
+            updated_at: ts(900),
+            version: 2,
+        },
+    ));
+    db.during.lock().unwrap().push((
+        3,
+        Order {
+            id: 301,
+            updated_at: ts(80),
+            version: 1,
+        },
+    ));
     let server = serve(db.clone());
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), true, 20);
@@ -328,10 +438,18 @@ fn boundary_timestamp_across_a_page_break() {
     // Ten records share one timestamp and straddle the page break (page size 4).
     let db = Arc::new(Db::default());
     for id in 1..=3 {
-        db.upsert(Order { id, updated_at: ts(1), version: 1 });
+        db.upsert(Order {
+            id,
+            updated_at: ts(1),
+            version: 1,
+        });
     }
     for id in 4..=13 {
-        db.upsert(Order { id, updated_at: ts(2), version: 1 });
+        db.upsert(Order {
+            id,
+            updated_at: ts(2),
+            version: 1,
+        });
     }
     let server = serve(db.clone());
     let dir = tempfile::tempdir().unwrap();
@@ -340,9 +458,21 @@ fn boundary_timestamp_across_a_page_break() {
     assert_eq!(run(&spec, &out, &server).0, 0);
     assert_eq!(output(&out), expected(&db));
     // New records at the same boundary timestamp arrive; one old one is updated in place.
-    db.upsert(Order { id: 14, updated_at: ts(2), version: 1 });
-    db.upsert(Order { id: 15, updated_at: ts(2), version: 1 });
-    db.upsert(Order { id: 6, updated_at: ts(2), version: 2 });
+    db.upsert(Order {
+        id: 14,
+        updated_at: ts(2),
+        version: 1,
+    });
+    db.upsert(Order {
+        id: 15,
+        updated_at: ts(2),
+        version: 1,
+    });
+    db.upsert(Order {
+        id: 6,
+        updated_at: ts(2),
+        version: 2,
+    });
     assert_eq!(run(&spec, &out, &server).0, 0);
     let got = output(&out);
     assert_eq!(got.get(&(14, 1)), Some(&1));
@@ -365,9 +495,21 @@ fn client_side_filtering_matches_server_side() {
     let client_spec = spec(client_dir.path(), false, 25);
     let client_out = dir.path().join("client");
     assert_eq!(run(&client_spec, &client_out, &server).0, 0);
-    db.upsert(Order { id: 7, updated_at: ts(700), version: 2 });
-    db.upsert(Order { id: 241, updated_at: ts(50), version: 1 });
-    db.upsert(Order { id: 242, updated_at: ts(80), version: 1 });
+    db.upsert(Order {
+        id: 7,
+        updated_at: ts(700),
+        version: 2,
+    });
+    db.upsert(Order {
+        id: 241,
+        updated_at: ts(50),
+        version: 1,
+    });
+    db.upsert(Order {
+        id: 242,
+        updated_at: ts(80),
+        version: 1,
+    });
     assert_eq!(run(&server_spec, &server_out, &server).0, 0);
     assert_eq!(run(&client_spec, &client_out, &server).0, 0);
     let a = std::fs::read_to_string(server_out.join("orders.jsonl")).unwrap();
@@ -375,7 +517,9 @@ fn client_side_filtering_matches_server_side() {
     assert_eq!(a, b);
     // 242 lands on the saved cursor: both see it. 241 is older than the saved cursor:
     // neither does (that is what a cursor means), and both agree.
-    assert!(a.contains("\"id\":242,") && a.contains("\"id\":7,\"updated_at\":\"2024-01-01T00:11:40Z\""));
+    assert!(
+        a.contains("\"id\":242,") && a.contains("\"id\":7,\"updated_at\":\"2024-01-01T00:11:40Z\"")
+    );
     assert!(!a.contains("\"id\":241,"));
 }
 
@@ -390,13 +534,19 @@ fn refuses_bad_state_files_without_touching_them() {
     for (content, needle) in [
         ("{oops", "not valid JSON"),
         ("{\"version\": 2, \"connector\": \"inc\"}", "newer runtime"),
-        ("{\"version\": 1, \"connector\": \"other\", \"streams\": {}}", "belongs to connector `other`"),
+        (
+            "{\"version\": 1, \"connector\": \"other\", \"streams\": {}}",
+            "belongs to connector `other`",
+        ),
     ] {
         std::fs::write(out.join("state.json"), content).unwrap();
         let (code, text) = run(&spec, &out, &server);
         assert_eq!(code, 2, "{text}");
         assert!(text.contains(needle), "{needle}: {text}");
-        assert_eq!(std::fs::read_to_string(out.join("state.json")).unwrap(), content);
+        assert_eq!(
+            std::fs::read_to_string(out.join("state.json")).unwrap(),
+            content
+        );
     }
     std::fs::remove_file(out.join("state.json")).unwrap();
     assert_eq!(run(&spec, &out, &server).0, 0);
@@ -416,9 +566,84 @@ fn refuses_bad_state_files_without_touching_them() {
         .output()
         .unwrap();
     assert!(reset.status.success());
-    let state: Value = serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["streams"], json!({}));
     // After a reset the output is rebuilt from the start, not appended to.
     assert_eq!(run(&spec, &out, &server).0, 0);
     assert_eq!(output(&out), expected(&db));
+}
+
+#[test]
+fn child_streams_keep_state_per_parent_partition() {
+    let db = seed(6);
+    for order in 1..=6u64 {
+        let list = (1..=2).map(|c| (order * 10 + c, ts(c))).collect();
+        db.comments.lock().unwrap().insert(order, list);
+    }
+    let server = serve(db.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), true, 4);
+    let mut text = std::fs::read_to_string(&spec).unwrap();
+    text.push_str(
+        r#"  comments:
+    parent: { stream: orders, key: id, include: { order_id: id } }
+    path: "/orders/{{ parent.id }}/comments"
+    primary_key: id
+    records: $.comments[*]
+    incremental: { cursor_field: updated_at, start: "2023-01-01T00:00:00Z" }
+"#,
+    );
+    std::fs::write(&spec, text).unwrap();
+    let out = dir.path().join("out");
+    let (code, log) = run(&spec, &out, &server);
+    assert_eq!(code, 0, "{log}");
+    let count = |out: &Path| {
+        std::fs::read_to_string(out.join("comments.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(count(&out), 12);
+    // Order 5 changes and gets a new comment; order 2 gets a comment but does not change,
+    // so it is not offered again (that is what an incremental parent means).
+    db.upsert(Order {
+        id: 5,
+        updated_at: ts(50),
+        version: 2,
+    });
+    db.comments
+        .lock()
+        .unwrap()
+        .get_mut(&5)
+        .unwrap()
+        .push((53, ts(9)));
+    db.comments
+        .lock()
+        .unwrap()
+        .get_mut(&2)
+        .unwrap()
+        .push((23, ts(9)));
+    let (code, log) = run(&spec, &out, &server);
+    assert_eq!(code, 0, "{log}");
+    let lines: Vec<Value> = std::fs::read_to_string(out.join("comments.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        13,
+        "only the new comment of order 5 was appended"
+    );
+    assert_eq!(
+        lines[12],
+        json!({"order_id": 5, "id": 53, "updated_at": ts(9)})
+    );
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
+    let parts = &state["streams"]["comments"]["partitions"];
+    assert_eq!(parts["5"]["cursor"], ts(9));
+    assert_eq!(parts["1"]["cursor"], ts(2));
+    assert_eq!(parts.as_object().unwrap().len(), 6);
 }
