@@ -299,8 +299,14 @@ async fn run_children(
         .unwrap_or_default();
     let first_error: std::sync::Mutex<Option<StreamError>> = std::sync::Mutex::new(None);
     let parent_ok: std::sync::Mutex<Option<bool>> = std::sync::Mutex::new(None);
-    let msgs =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    // `End` is the parent's last message: stop there, because the parent keeps its
+    // senders (so the channel stays open) until it has heard back from this child.
+    let msgs = futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        let m = rx.recv().await?;
+        let more = !matches!(m, ParentMsg::End(_));
+        Some((m, more.then_some(rx)))
+    });
     msgs.for_each_concurrent(concurrency, |msg| {
         let first_error = &first_error;
         let parent_ok = &parent_ok;
