@@ -233,8 +233,11 @@ fn a_parent_record_without_the_key_fails_the_child_and_names_the_field() {
 "#,
     ));
     let run = sb.sync(&srv, &[]);
-    run.expect_code(1)
-        .expect_stderr(&["stream order_items failed", "streams.order_items.path"]);
+    run.expect_code(1).expect_stderr(&[
+        "stream order_items failed",
+        "has no `id`",
+        "streams.order_items.parent.key",
+    ]);
     assert_eq!(sb.out_files(), ["orders.jsonl"]);
     assert_eq!(srv.requests().len(), 2);
 }

@@ -44,16 +44,12 @@ impl Extractor {
             if !each {
                 return None;
             }
-            let prefix = fields.first();
-            let overlaps = other_paths.iter().any(|p| {
-                let s = p.source();
-                s.contains("..")
-                    || prefix.is_none()
-                    || prefix.is_some_and(|f| {
-                        s.strip_prefix("$.")
-                            .or_else(|| s.strip_prefix("$['"))
-                            .is_some_and(|rest| rest.starts_with(f.as_str()))
-                    })
+            // The fast path hands other paths the body with the records' array replaced by
+            // null: fine for siblings (`$.data.total` next to `$.data.items[*]`), not for a
+            // path that reads inside the records, nor for paths it cannot see through.
+            let overlaps = other_paths.iter().any(|p| match p.simple_fields() {
+                Some((other, _)) => fields.is_empty() || other.starts_with(fields),
+                None => true,
             });
             (!overlaps).then(|| fields.to_vec())
         });
@@ -339,6 +335,13 @@ mod tests {
         let total = JsonPath::new("$.orders.length");
         let ex = Extractor::new(&JsonPath::new("$.orders[*]"), &[&total]);
         assert!(!ex.is_fast());
+        let sibling = JsonPath::new("$.data.total");
+        let similar = JsonPath::new("$.items_next");
+        assert!(Extractor::new(&JsonPath::new("$.data.items[*]"), &[&sibling]).is_fast());
+        assert!(Extractor::new(&JsonPath::new("$.items[*]"), &[&similar]).is_fast());
+        assert!(
+            !Extractor::new(&JsonPath::new("$.items[*]"), &[&JsonPath::new("$..next")]).is_fast()
+        );
         let ex = Extractor::new(&JsonPath::new("$.orders[?@.id > 1]"), &[]);
         let (l, _, _) = lines(&ex, r#"{"orders": [{"id": 1}, {"id": 2}]}"#);
         assert_eq!(l, vec![r#"{"id":2}"#]);

@@ -29,7 +29,7 @@ pub fn prepare(
     config: Option<&Path>,
     sets: &[String],
 ) -> Result<Prepared, UsageError> {
-    let loaded = connector_spec::load(spec).map_err(|e| UsageError(e.to_string()))?;
+    let loaded = connector_spec::load(spec).map_err(|e| UsageError(render_load_error(&e)))?;
     let env = |k: &str| std::env::var(k).ok();
     let config = ResolvedConfig::resolve(&loaded.spec, config, sets, &env)
         .map_err(|e| UsageError(format!("{}: {e}", spec.display())))?;
@@ -59,7 +59,7 @@ pub fn open_state(
     out: Option<&Path>,
     state: Option<&Path>,
 ) -> Result<crate::state::StateStore, UsageError> {
-    let loaded = connector_spec::load(spec).map_err(|e| UsageError(e.to_string()))?;
+    let loaded = connector_spec::load(spec).map_err(|e| UsageError(render_load_error(&e)))?;
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("output").join(&loaded.spec.name));
@@ -67,4 +67,15 @@ pub fn open_state(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| out.join("state.json"));
     crate::state::StateStore::open(&path, &loaded.spec.name).map_err(|e| UsageError(e.to_string()))
+}
+
+/// A spec's errors as `validate` prints them: location, message, the source line, a caret.
+fn render_load_error(e: &connector_spec::LoadError) -> String {
+    e.diagnostics
+        .iter()
+        .map(|d| connector_spec::report::render_diagnostic(d, e.source_text.as_deref()))
+        .collect::<Vec<_>>()
+        .join("")
+        .trim_end()
+        .to_owned()
 }

@@ -156,6 +156,15 @@ impl Paginator {
     ) -> Result<Step, PaginateError> {
         self.pages += 1;
         self.records += count as u64;
+        if self.pages == 1
+            && matches!(
+                self.kind,
+                Pagination::NextUrl { .. } | Pagination::LinkHeader { .. }
+            )
+        {
+            // A next link pointing back to the first page is a loop too.
+            self.seen.insert(request_url.as_str().to_owned());
+        }
         if matches!(self.kind, Pagination::None) {
             return Ok(Step::Done(Stop::Single));
         }

@@ -20,6 +20,7 @@ impl JsonlSink {
     pub fn create(dir: &Path, stream: &str) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let target = dir.join(format!("{stream}.jsonl"));
+        remove_stale_temps(dir, stream);
         let tmp = dir.join(format!(".{stream}.jsonl.{}.tmp", std::process::id()));
         let file = File::create(&tmp)?;
         Ok(Self {
@@ -55,6 +56,21 @@ impl Drop for JsonlSink {
         // Not committed: the previous complete file stays, the partial one goes.
         if self.writer.take().is_some() {
             let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Removes temp files a killed run left behind for this stream.
+fn remove_stale_temps(dir: &Path, stream: &str) {
+    let prefix = format!(".{stream}.jsonl.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
         }
     }
 }

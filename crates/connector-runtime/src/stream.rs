@@ -316,6 +316,17 @@ impl StreamRun {
                 .collect(),
             _ => Vec::new(),
         };
+        if let (Some(pr), Some(p)) = (&self.stream.parent, parent)
+            && p.get(&pr.key).is_none_or(Value::is_null)
+        {
+            return Err(StreamError(format!(
+                "a record of parent stream {} has no `{}` (streams.{}.parent.key), so its children cannot be fetched; first bytes: {}",
+                pr.stream,
+                pr.key,
+                self.name,
+                crate::http::snippet(p.to_string().as_bytes())
+            )));
+        }
         let partition: Option<String> = match (&self.stream.parent, parent) {
             (Some(pr), Some(p)) => Some(match p.get(&pr.key) {
                 Some(Value::String(s)) => s.clone(),
@@ -398,7 +409,10 @@ impl StreamRun {
             buf.clear();
             let mut written = 0u64;
             let mut parents = Vec::new();
-            let needs_value = self.seen.is_some() || !self.children.is_empty() || window.is_some();
+            let needs_value = self.seen.is_some()
+                || !self.children.is_empty()
+                || window.is_some()
+                || !include.is_empty();
             for raw in &page.records {
                 let value: Option<Value> = if needs_value {
                     Some(serde_json::from_str(raw.get()).map_err(|e| StreamError(e.to_string()))?)
@@ -435,7 +449,15 @@ impl StreamRun {
                 if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
                     self.track(inc, partition.as_deref(), v, k, h)?;
                 }
-                write_line(&mut buf, raw, &include);
+                if include.is_empty() {
+                    write_line(&mut buf, raw, &[]);
+                } else {
+                    // The record as the API sent it wins over a copied parent field.
+                    let has = |k: &str| value.as_ref().is_some_and(|v| v.get(k).is_some());
+                    let extra: Vec<(String, Value)> =
+                        include.iter().filter(|(k, _)| !has(k)).cloned().collect();
+                    write_line(&mut buf, raw, &extra);
+                }
                 written += 1;
                 if let Some(v) = value
                     && !self.children.is_empty()
@@ -453,6 +475,10 @@ impl StreamRun {
                     .map_err(|e| StreamError(format!("cannot write the output: {e}")))?;
             }
             Stats::add(&self.stats.records, written);
+            // Reached exactly at the page's end: no further page is needed.
+            if self.limit.is_some_and(|l| self.written.load(Relaxed) >= l) {
+                self.full.store(true, Relaxed);
+            }
             for p in parents {
                 for c in &self.children {
                     // A child that stopped listening has failed on its own; keep going.

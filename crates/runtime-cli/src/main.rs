@@ -6,8 +6,10 @@
 mod args;
 mod cmd_probe;
 mod cmd_push;
+mod cmd_serve;
 mod cmd_state;
 mod cmd_sync;
+mod cmd_validate;
 mod logging;
 
 use std::future::Future;
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     };
     let reporter = logging::init(cli.log_format);
     match cli.command {
+        args::Command::Validate { paths, format } => cmd_validate::run(&paths, format),
         args::Command::Schema => {
             println!("{}", connector_spec::schema::schema_json().trim_end());
             ExitCode::SUCCESS
@@ -62,13 +65,26 @@ fn main() -> ExitCode {
             input,
             results,
         } => cmd_push::run(common, target, input, results),
-        _ => usage_error("this command is not built yet"),
+        args::Command::Serve {
+            common,
+            listen,
+            out,
+        } => cmd_serve::run(common, listen, out),
     }
 }
 
 /// Prints a usage, spec or config error and returns exit status 2.
 pub fn usage_error(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    // Diagnostics about a spec file already say `file:line:col: error:`.
+    if message
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains(": error: "))
+    {
+        eprintln!("{message}");
+    } else {
+        eprintln!("error: {message}");
+    }
     ExitCode::from(2)
 }
 

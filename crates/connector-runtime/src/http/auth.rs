@@ -39,8 +39,22 @@ pub struct OAuth2 {
 
 /// Fetching an OAuth2 token failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TokenError(pub String);
+#[error("{message}")]
+pub struct TokenError {
+    /// What went wrong.
+    pub message: String,
+    /// The token endpoint refused (a 4xx): trying again cannot help.
+    pub fatal: bool,
+}
+
+impl TokenError {
+    fn transient(message: String) -> Self {
+        Self {
+            message,
+            fatal: false,
+        }
+    }
+}
 
 impl Credentials {
     /// Renders the spec's auth with the configuration.
@@ -121,10 +135,15 @@ impl Credentials {
         &self,
         req: RequestBuilder,
         client: &reqwest::Client,
+        url: &url::Url,
     ) -> Result<(RequestBuilder, Option<String>), TokenError> {
         Ok(match self {
             Credentials::None => (req, None),
             Credentials::Header(k, v) => (req.header(k.as_str(), v.as_str()), None),
+            // A next-page URL may already carry the key: sending it twice can be refused.
+            Credentials::Query(k, _) if url.query_pairs().any(|(n, _)| n == k.as_str()) => {
+                (req, None)
+            }
             Credentials::Query(k, v) => (req.query(&[(k.as_str(), v.as_str())]), None),
             Credentials::Basic(u, p) => (req.basic_auth(u, Some(p)), None),
             Credentials::OAuth2(o) => {
@@ -155,7 +174,7 @@ impl OAuth2 {
             req = req.basic_auth(id, Some(secret));
         }
         let resp = req.send().await.map_err(|e| {
-            TokenError(format!(
+            TokenError::transient(format!(
                 "OAuth2 token request to {} failed: {}",
                 self.token_url,
                 e.without_url()
@@ -163,20 +182,32 @@ impl OAuth2 {
         })?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| {
-            TokenError(format!(
+            TokenError::transient(format!(
                 "OAuth2 token response from {} was cut short: {}",
                 self.token_url,
                 e.without_url()
             ))
         })?;
         if !status.is_success() {
-            return Err(TokenError(format!(
-                "OAuth2 token request to {} answered {}: the token endpoint rejected the client credentials",
-                self.token_url, status
-            )));
+            let refused = status.is_client_error() && status.as_u16() != 429;
+            let message = if refused {
+                format!(
+                    "OAuth2 token request to {} answered {}: the token endpoint rejected the client credentials",
+                    self.token_url, status
+                )
+            } else {
+                format!(
+                    "OAuth2 token request to {} answered {}",
+                    self.token_url, status
+                )
+            };
+            return Err(TokenError {
+                message,
+                fatal: refused,
+            });
         }
         let json: Value = serde_json::from_slice(&body).map_err(|_| {
-            TokenError(format!(
+            TokenError::transient(format!(
                 "OAuth2 token response from {} is not JSON",
                 self.token_url
             ))
@@ -185,7 +216,7 @@ impl OAuth2 {
             .get("access_token")
             .and_then(Value::as_str)
             .ok_or_else(|| {
-                TokenError(format!(
+                TokenError::transient(format!(
                     "OAuth2 token response from {} has no access_token",
                     self.token_url
                 ))

@@ -235,7 +235,7 @@ impl Http {
                 .header("content-type", "application/json")
                 .body(body.clone());
         }
-        let rb = match self.creds.apply(rb, &self.client).await {
+        let rb = match self.creds.apply(rb, &self.client, &req.url).await {
             Ok((rb, fresh)) => {
                 if let (Some(t), Ok(mut r)) = (fresh, self.redactor.write()) {
                     r.add(&t);
@@ -243,11 +243,16 @@ impl Http {
                 rb
             }
             Err(e) => {
-                return Ok(Err(Failure {
-                    reason: self.redact(&e.to_string()),
+                let failure = Failure {
+                    reason: self.redact(&e.message),
                     status: None,
                     dictated: None,
-                }));
+                };
+                return if e.fatal {
+                    Err(failure)
+                } else {
+                    Ok(Err(failure))
+                };
             }
         };
         let resp = match rb.send().await {
