@@ -647,3 +647,28 @@ fn child_streams_keep_state_per_parent_partition() {
     assert_eq!(parts["1"]["cursor"], ts(2));
     assert_eq!(parts.as_object().unwrap().len(), 6);
 }
+
+#[test]
+fn full_refresh_ignores_the_state_and_rewrites_the_output() {
+    let db = seed(40);
+    let server = serve(db.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), true, 10);
+    let out = dir.path().join("out");
+    assert_eq!(run(&spec, &out, &server).0, 0);
+    assert_eq!(run(&spec, &out, &server).0, 0);
+    assert_eq!(lines(&out), 40);
+    let before = db.requests.load(Ordering::SeqCst);
+    let o = command(&spec, &out, &server)
+        .arg("--full-refresh")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Every page again (4 full pages and an empty one), and the file holds each record once.
+    assert_eq!(db.requests.load(Ordering::SeqCst) - before, 5);
+    assert_eq!(output(&out), expected(&db));
+    // The state was rebuilt by that run: the next plain run is back to one request.
+    let before = db.requests.load(Ordering::SeqCst);
+    assert_eq!(run(&spec, &out, &server).0, 0);
+    assert_eq!(db.requests.load(Ordering::SeqCst) - before, 1);
+}
