@@ -138,6 +138,19 @@ fn hostile_inputs_get_a_clear_error_quickly() {
 }
 
 #[test]
+fn a_fifo_is_refused_instead_of_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("spec.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (code, out, elapsed) = run(&fifo);
+    assert_eq!(code, Some(2));
+    assert!(out.contains("not a regular file"), "{out}");
+    assert!(elapsed < QUICK);
+}
+
+#[test]
 fn folder_without_specs_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, _) = run(dir.path());

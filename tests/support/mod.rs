@@ -454,18 +454,40 @@ impl Sandbox {
 
     /// Runs the binary with extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_io(args, env, None)
+    }
+
+    /// Runs the binary with extra environment variables, writing `input` to its standard
+    /// input (then closing it).
+    pub fn run_stdin(&self, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Run {
+        self.run_io(args, env, Some(input))
+    }
+
+    fn run_io(&self, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runtime"));
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_remove("RUNTIME_LOG")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("cannot start the runtime binary");
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            let bytes = bytes.to_vec();
+            // On its own thread, so a child that stops reading cannot block the test.
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&bytes);
+            });
+        }
         let mut out = child.stdout.take().unwrap();
         let mut err = child.stderr.take().unwrap();
         let t_out = std::thread::spawn(move || {

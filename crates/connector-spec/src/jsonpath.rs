@@ -52,6 +52,12 @@ impl JsonPath {
             .map_err(|e| JsonPathError(e.clone()))
     }
 
+    /// Whether the expression has been parsed already.
+    #[cfg(test)]
+    pub(crate) fn is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
+    }
+
     /// Parses the expression (once) and reports a syntax error.
     pub fn check(&self) -> Result<(), JsonPathError> {
         self.compiled().map(|_| ())

@@ -1,9 +1,11 @@
 //! The connector format: what a connector YAML file may say, and whether it says it right.
 //!
 //! Owns the types of the format (`version: 1`), their JSON Schema, loading YAML with
-//! source positions, the schema and semantic checks, and the compiled templates and
-//! JSONPaths that the engine uses. It does no I/O beyond reading spec files and has no
-//! async runtime: the engine lives in `connector-runtime`.
+//! source positions, the three layers of checks (YAML syntax, schema, meaning), the
+//! compiled templates and JSONPaths that the engine uses, and the `runtime validate`
+//! report. It reads spec files (and the record schema files they name) and does no
+//! other I/O: no network, no async runtime, no printing. The engine lives in
+//! `connector-runtime`.
 
 pub mod duration;
 pub mod jsonpath;
@@ -14,11 +16,14 @@ pub use duration::Duration;
 pub use jsonpath::{JsonPath, JsonPathError};
 pub use model::*;
 pub use template::{Template, TemplateError};
-pub mod check;
+mod check;
 pub mod diagnostic;
 pub mod load;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use load::{LoadError, LoadedSpec, load, load_str};
+pub mod report;
 pub mod schema;
+mod schema_errors;
+mod suggest;

@@ -45,6 +45,12 @@ impl LoadError {
 
 /// Reads and checks a spec file.
 pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
+    let text = read(path)?;
+    load_str(path, &text)
+}
+
+/// Reads a spec file as text, refusing what cannot be a spec before reading it all.
+pub fn read(path: &Path) -> Result<String, LoadError> {
     let start = Location {
         line: 1,
         col: 1,
@@ -52,6 +58,17 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
     };
     let meta = std::fs::metadata(path)
         .map_err(|e| LoadError::one(path, start, format!("cannot read the file: {e}")))?;
+    if meta.is_dir() {
+        return Err(LoadError::one(
+            path,
+            start,
+            "this is a folder, not a spec file",
+        ));
+    }
+    if !meta.is_file() {
+        // A FIFO or a device would block or never end.
+        return Err(LoadError::one(path, start, "this is not a regular file"));
+    }
     if meta.len() > yaml::MAX_BYTES as u64 {
         return Err(LoadError::one(
             path,
@@ -65,24 +82,31 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
     }
     let bytes = std::fs::read(path)
         .map_err(|e| LoadError::one(path, start, format!("cannot read the file: {e}")))?;
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
+    match String::from_utf8(bytes) {
+        Ok(t) => Ok(t),
         Err(e) => {
             let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let good = String::from_utf8_lossy(good);
             let line = good.matches('\n').count() + 1;
             let col = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            return Err(LoadError::one(
-                path,
-                Location { line, col, len: 1 },
-                "the file is not valid UTF-8; save it as UTF-8",
-            ));
+            Err(LoadError {
+                diagnostics: vec![Diagnostic::error(
+                    path,
+                    Location { line, col, len: 1 },
+                    "the file is not valid UTF-8; save it as UTF-8",
+                )],
+                // The valid part, so the report can show the line up to the bad byte.
+                source_text: Some(good.into_owned()),
+            })
         }
-    };
-    load_str(path, &text)
+    }
 }
 
 /// Checks spec text as if it came from `path`.
+///
+/// Runs the three layers: YAML syntax (which stops at the first error), then the
+/// schema, then meaning on every section the schema accepted, so one run reports
+/// as much as can be known.
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedSpec, LoadError> {
     let fail = |diagnostics: Vec<Diagnostic>| LoadError {
         diagnostics,
@@ -92,25 +116,40 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedSpec, LoadError> {
         Ok(t) => t,
         Err(e) => return Err(fail(vec![Diagnostic::error(path, e.location, e.message)])),
     };
-    let mut diagnostics = Vec::new();
     let json = tree.to_json();
-    let spec = match serde_path_to_error::deserialize::<_, Spec>(&json) {
-        Ok(spec) => Some(spec),
-        Err(e) => {
-            let pointer = to_pointer(&e.path().to_string());
-            let (node, key) = tree.find(&pointer);
-            diagnostics.push(Diagnostic::error(
-                path,
-                key.unwrap_or(node.location),
-                e.inner().to_string(),
-            ));
-            None
+    let schema = crate::schema_errors::check(path, &tree, &json);
+    let mut diagnostics = schema.diagnostics;
+    let spec = if diagnostics.is_empty() {
+        match serde_path_to_error::deserialize::<_, Spec>(&json) {
+            Ok(spec) => Some(spec),
+            Err(e) => {
+                // The schema should have caught it; report what serde says, where it says.
+                let pointer = to_pointer(&e.path().to_string());
+                diagnostics.push(Diagnostic::error(
+                    path,
+                    locate(&tree, &pointer),
+                    e.inner().to_string(),
+                ));
+                None
+            }
         }
+    } else {
+        None
     };
-    if let Some(spec) = &spec {
-        crate::check::check(path, &tree, spec, &mut diagnostics);
-    }
+    crate::check::check(
+        &crate::check::Input {
+            file: path,
+            text,
+            tree: &tree,
+            json: &json,
+            bad: &schema.bad_pointers,
+            unknown: &schema.unknown_fields,
+            spec: spec.as_ref(),
+        },
+        &mut diagnostics,
+    );
     diagnostics.sort_by_key(|d| (d.location.line, d.location.col));
+    diagnostics.dedup();
     let errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
     match spec {
         Some(spec) if !errors => Ok(LoadedSpec {

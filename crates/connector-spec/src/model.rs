@@ -293,6 +293,7 @@ pub struct Retry {
     pub max_total: Duration,
     /// Statuses that are retried.
     #[serde(default = "default_statuses")]
+    #[schemars(inner(range(min = 100, max = 599)))]
     pub on_status: Vec<u16>,
 }
 
@@ -385,7 +386,7 @@ pub enum PrimaryKey {
     /// One field.
     One(String),
     /// Several fields, in order.
-    Many(Vec<String>),
+    Many(#[schemars(length(min = 1))] Vec<String>),
 }
 
 impl PrimaryKey {
@@ -647,6 +648,7 @@ pub enum Signature {
         #[serde(default)]
         encoding: SignatureEncoding,
         /// Secrets accepted; several during a rotation.
+        #[schemars(length(min = 1))]
         secrets: Vec<Template>,
     },
     /// Stripe: `Stripe-Signature: t=<ts>,v1=<hex>` over `<ts>.<body>`.
@@ -655,6 +657,7 @@ pub enum Signature {
         #[serde(default = "default_stripe_header")]
         header: String,
         /// Secrets accepted (`whsec_...`, used as they are).
+        #[schemars(length(min = 1))]
         secrets: Vec<Template>,
         /// Oldest timestamp accepted, relative to now.
         #[serde(default = "default_tolerance")]
@@ -663,6 +666,7 @@ pub enum Signature {
     /// Standard Webhooks 1.0: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
     StandardWebhooks {
         /// Secrets accepted (`whsec_` + base64).
+        #[schemars(length(min = 1))]
         secrets: Vec<Template>,
         /// Oldest timestamp accepted, relative to now.
         #[serde(default = "default_tolerance")]

@@ -54,6 +54,12 @@ impl Template {
             .map_err(|e| TemplateError(e.clone()))
     }
 
+    /// Whether the template has been compiled already.
+    #[cfg(test)]
+    pub(crate) fn is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
+    }
+
     /// Compiles the template (once) and reports a syntax error.
     pub fn check(&self) -> Result<(), TemplateError> {
         self.env().map(|_| ())
@@ -145,7 +151,7 @@ impl JsonSchema for Template {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A minijinja template, e.g. \"{{ config.base_url }}\". Variables: config, and where they apply parent, page, incremental."
+            "description": "A minijinja template, e.g. \"{{ config.base_url }}\". Variables: config everywhere; parent in child streams, page in paginated streams, incremental in incremental streams, record in push targets."
         })
     }
 }

@@ -86,6 +86,23 @@ impl Node {
         (node, key_loc)
     }
 
+    /// The node at a JSON Pointer, only when every step of it exists.
+    pub fn get(&self, pointer: &str) -> Option<&Node> {
+        let mut node = self;
+        for raw in pointer.split('/').skip(1) {
+            let token = raw.replace("~1", "/").replace("~0", "~");
+            node = match &node.value {
+                NodeValue::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _, _)| *k == token)
+                    .map(|(_, _, v)| v)?,
+                NodeValue::Seq(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
     /// The location of the key `key` in this mapping, if present.
     pub fn key_location(&self, key: &str) -> Option<Location> {
         match &self.value {
@@ -147,6 +164,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
         anchors: HashMap::new(),
         nodes: 0,
         text,
+        line_starts: Vec::new(),
     };
     b.document()
 }
@@ -167,6 +185,8 @@ struct Builder<'a> {
     anchors: HashMap<usize, Node>,
     nodes: usize,
     text: &'a str,
+    /// Byte offset of each line, computed on first use.
+    line_starts: Vec<usize>,
 }
 
 fn loc(span: &Span) -> Location {
@@ -182,8 +202,8 @@ fn loc(span: &Span) -> Location {
     }
 }
 
-impl Builder<'_> {
-    fn next(&mut self) -> Result<(Event<'_>, Span), YamlError> {
+impl<'a> Builder<'a> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(e)) => Err(YamlError {
@@ -205,6 +225,25 @@ impl Builder<'_> {
         }
     }
 
+    /// The location without the whitespace some spans carry after a flow scalar.
+    fn trimmed(&mut self, mut l: Location) -> Location {
+        if l.len <= 1 {
+            return l;
+        }
+        if self.line_starts.is_empty() {
+            self.line_starts.push(0);
+            self.line_starts
+                .extend(self.text.match_indices('\n').map(|(i, _)| i + 1));
+        }
+        let Some(&start) = self.line_starts.get(l.line.saturating_sub(1)) else {
+            return l;
+        };
+        let line = self.text[start..].lines().next().unwrap_or_default();
+        let raw: String = line.chars().skip(l.col - 1).take(l.len).collect();
+        l.len = raw.trim_end().chars().count().max(1);
+        l
+    }
+
     fn end_location(&self) -> Location {
         let line = self.text.lines().count().max(1);
         Location {
@@ -219,13 +258,23 @@ impl Builder<'_> {
         let mut stack: Vec<Frame> = Vec::new();
         loop {
             let (event, span) = self.next()?;
-            let here = loc(&span);
+            let here = self.trimmed(loc(&span));
             let finished: Option<(Node, usize)> = match event {
-                Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
-                Event::DocumentEnd | Event::StreamEnd => {
+                Event::DocumentStart(_) if root.is_some() => {
+                    return Err(YamlError {
+                        location: here,
+                        message: "more than one YAML document in the file; a spec is one document"
+                            .into(),
+                    });
+                }
+                Event::StreamStart
+                | Event::DocumentStart(_)
+                | Event::DocumentEnd
+                | Event::Nothing => None,
+                Event::StreamEnd => {
                     return root.ok_or(YamlError {
                         location: Location { line: 1, col: 1, len: 1 },
-                        message: "the file is empty; a connector spec needs at least `version`, `name`, `http` and `streams`".into(),
+                        message: "the file is empty; a connector spec needs at least `version`, `name` and `http`".into(),
                     });
                 }
                 Event::Scalar(text, style, anchor, tag) => {
@@ -323,7 +372,7 @@ impl Builder<'_> {
                             NodeValue::Seq(_) | NodeValue::Map(_) => {
                                 return Err(YamlError {
                                     location: node.location,
-                                    message: "a mapping key must be a plain value, not a list or a mapping".into(),
+                                    message: "a mapping key must be a plain value, not a list or a mapping; a template such as `{{ config.x }}` must be in quotes, or YAML reads its braces as a mapping".into(),
                                 });
                             }
                         };
@@ -378,10 +427,8 @@ fn scalar(text: &str, style: ScalarStyle, tagged_str: bool) -> NodeValue {
         && text
             .chars()
             .all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
-    if looks_float {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return NodeValue::Number(n);
-        }
+    if looks_float && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        return NodeValue::Number(n);
     }
     NodeValue::String(text.to_owned())
 }
@@ -476,6 +523,23 @@ mod tests {
                 .message
                 .contains("empty")
         );
+    }
+
+    #[test]
+    fn a_second_document_is_refused() {
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(e.location.line, 2);
+        assert!(e.message.contains("more than one YAML document"), "{e:?}");
+        assert!(parse("---\na: 1\n...\n").is_ok());
+    }
+
+    #[test]
+    fn flow_scalar_spans_exclude_trailing_space() {
+        let node = parse("a: { b: 'q' , c: \"x y\" }\n").unwrap();
+        assert_eq!(node.find("/a/b").0.location.len, 3);
+        assert_eq!(node.find("/a/c").0.location.len, 5);
+        assert_eq!(node.get("/a/c").map(|n| n.location.col), Some(18));
+        assert!(node.get("/a/zz").is_none());
     }
 
     #[test]

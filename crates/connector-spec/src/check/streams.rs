@@ -1,0 +1,360 @@
+//! `streams`: templates and JSONPaths, pagination rules, incremental, parents, schemas.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::templates::{self, Scope};
+use super::{Ctx, Parts, join, paths};
+use crate::model::{CursorType, Pagination, Stream};
+use crate::suggest;
+
+/// Largest `schema_file` read.
+const MAX_SCHEMA_FILE: u64 = 4 * 1024 * 1024;
+
+pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
+    for (name, stream) in &parts.streams {
+        let base = join("/streams", name);
+        let p = |f: &str| format!("{base}/{f}");
+        let scope = Scope {
+            parent: stream.parent.is_some(),
+            page: !matches!(stream.pagination, Pagination::None),
+            incremental: stream.incremental.is_some(),
+            record: false,
+        };
+        templates::check(cx, parts, &p("path"), &stream.path, scope);
+        for (k, t) in &stream.params {
+            templates::check(cx, parts, &join(&p("params"), k), t, scope);
+        }
+        for (k, t) in &stream.headers {
+            templates::check(cx, parts, &join(&p("headers"), k), t, scope);
+        }
+        if let Some(body) = &stream.body {
+            templates::check_body(cx, parts, &p("body"), body, scope);
+        }
+        paths::jsonpath(cx, &p("records"), &stream.records);
+        pagination(cx, &base, stream);
+        incremental(cx, parts, &base, stream);
+        if stream.dedup && stream.primary_key.is_none() {
+            cx.error(
+                cx.key(&p("dedup")),
+                format!("stream `{name}` sets `dedup: true` but has no `primary_key` to dedupe by"),
+                Some("add `primary_key: <field>` to the stream".into()),
+            );
+        }
+        parent(cx, parts, name, &base, stream);
+        schema(cx, &base, stream);
+    }
+    cycles(cx, parts);
+}
+
+fn pagination(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
+    let p = |f: &str| format!("{base}/pagination/{f}");
+    match &stream.pagination {
+        Pagination::None | Pagination::LinkHeader { .. } => {}
+        Pagination::Offset { total, .. } => {
+            if let Some(t) = total {
+                paths::jsonpath(cx, &p("total"), t);
+            }
+            if stream.primary_key.is_none() || !stream.dedup {
+                cx.warning(
+                    cx.value(&p("kind")),
+                    "offset pagination over live data can skip or repeat records when records are added or removed between pages",
+                    Some("set `primary_key` and `dedup: true` so repeats are dropped, or use cursor pagination if the API has it".into()),
+                );
+            }
+        }
+        Pagination::PageNumber {
+            total,
+            total_pages,
+            size,
+            size_param,
+            ..
+        } => {
+            if let Some(t) = total {
+                paths::jsonpath(cx, &p("total"), t);
+            }
+            if let Some(t) = total_pages {
+                paths::jsonpath(cx, &p("total_pages"), t);
+            }
+            if size_param.is_some() && size.is_none() {
+                cx.error(
+                    cx.key(&p("size_param")),
+                    "`size_param` is set but `size` is not, so there is no page size to send",
+                    Some("add `size: <records per page>`".into()),
+                );
+            }
+        }
+        Pagination::Cursor {
+            next, next_header, ..
+        } => {
+            match (next, next_header) {
+                (Some(n), None) => paths::jsonpath(cx, &p("next"), n),
+                (None, Some(_)) => {}
+                (Some(_), Some(_)) => cx.error(
+                    cx.key(&p("next_header")),
+                    "cursor pagination takes the cursor from `next` or from `next_header`, not both",
+                    Some("keep `next` for a cursor in the body, `next_header` for one in a header".into()),
+                ),
+                (None, None) => cx.error(
+                    cx.key(&format!("{base}/pagination")),
+                    "cursor pagination needs `next` (JSONPath of the cursor in the body) or `next_header` (a response header)",
+                    Some("e.g. `next: $.next_cursor`".into()),
+                ),
+            }
+        }
+        Pagination::NextUrl { next, .. } => paths::jsonpath(cx, &p("next"), next),
+    }
+}
+
+fn incremental(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
+    let Some(inc) = &stream.incremental else {
+        return;
+    };
+    let ip = format!("{base}/incremental");
+    let p = |f: &str| format!("{ip}/{f}");
+    if stream.primary_key.is_none() {
+        cx.error(
+            cx.key(&ip),
+            "an incremental stream needs a `primary_key`, to drop the records re-read at the cursor boundary",
+            Some("add `primary_key: <field>` to the stream".into()),
+        );
+    }
+    if inc.cursor_field.starts_with('$') {
+        paths::jsonpath(
+            cx,
+            &p("cursor_field"),
+            &crate::JsonPath::new(inc.cursor_field.as_str()),
+        );
+    }
+    templates::check(cx, parts, &p("start"), &inc.start, Scope::CONFIG);
+    if inc.start.is_literal() {
+        let s = inc.start.source();
+        let ok = match inc.cursor_type {
+            CursorType::Datetime if inc.format.is_none() => paths::is_rfc3339(s),
+            CursorType::Datetime => true,
+            CursorType::Integer => s.trim().parse::<i64>().is_ok(),
+            CursorType::String => true,
+        };
+        if !ok {
+            let what = match inc.cursor_type {
+                CursorType::Integer => "an integer",
+                _ => "an RFC 3339 date-time",
+            };
+            cx.error(
+                cx.value(&p("start")),
+                format!("incremental start `{s}` is not {what}"),
+                Some("e.g. `2024-01-01T00:00:00Z`, or `\"{{ config.start_date }}\"`".into()),
+            );
+        }
+    }
+    if let Some(end) = &inc.end {
+        templates::check(cx, parts, &p("end"), end, Scope::CONFIG);
+    }
+    match (&inc.end, &inc.end_param) {
+        (Some(_), None) => cx.error(
+            cx.key(&p("end")),
+            "`end` is set but `end_param` is not, so the end is never sent",
+            Some("add `end_param: <query parameter>`".into()),
+        ),
+        (None, Some(_)) => cx.error(
+            cx.key(&p("end_param")),
+            "`end_param` is set but `end` is not, so there is no value to send",
+            Some("add `end: \"{{ config.end_date }}\"` or remove `end_param`".into()),
+        ),
+        _ => {}
+    }
+    if let Some(l) = &inc.lookback {
+        paths::duration(cx, &p("lookback"), l);
+    }
+    if let Some(f) = &inc.format {
+        if inc.cursor_type != CursorType::Datetime {
+            cx.warning(
+                cx.key(&p("format")),
+                "`format` only applies to `cursor_type: datetime`",
+                None,
+            );
+        } else if let Err(e) = time::format_description::parse_owned::<2>(f) {
+            cx.error(
+                cx.value(&p("format")),
+                format!("`{f}` is not a time format description: {e}"),
+                Some("e.g. `[year]-[month]-[day] [hour]:[minute]:[second]`".into()),
+            );
+        }
+    }
+}
+
+fn parent(cx: &mut Ctx<'_>, parts: &Parts, name: &str, base: &str, stream: &Stream) {
+    let Some(parent) = &stream.parent else {
+        return;
+    };
+    let ptr = format!("{base}/parent/stream");
+    if parent.stream == name {
+        cx.error(
+            cx.value(&ptr),
+            format!("stream `{name}` names itself as its parent"),
+            None,
+        );
+    } else if !parts.stream_names.contains(&parent.stream) {
+        let others = parts
+            .stream_names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != name);
+        let help = suggest::did_you_mean(&parent.stream, others.clone())
+            .or_else(|| Some(format!("streams in this spec: {}", suggest::list(others))));
+        cx.error(
+            cx.value(&ptr),
+            format!("parent stream `{}` does not exist", parent.stream),
+            help,
+        );
+    }
+}
+
+/// Parents that lead back to the stream itself, each cycle reported once.
+fn cycles(cx: &mut Ctx<'_>, parts: &Parts) {
+    let parent_of: HashMap<&str, &str> = parts
+        .streams
+        .iter()
+        .filter_map(|(n, s)| Some((n.as_str(), s.parent.as_ref()?.stream.as_str())))
+        .filter(|(n, p)| n != p)
+        .collect();
+    let mut reported: Vec<&str> = Vec::new();
+    for (name, _) in &parts.streams {
+        let mut chain = vec![name.as_str()];
+        let mut at = name.as_str();
+        while let Some(&p) = parent_of.get(at) {
+            if let Some(i) = chain.iter().position(|c| *c == p) {
+                let cycle = &chain[i..];
+                if i == 0 && !cycle.iter().any(|c| reported.contains(c)) {
+                    reported.extend_from_slice(cycle);
+                    let mut shown: Vec<&str> = cycle.to_vec();
+                    shown.push(p);
+                    cx.error(
+                        cx.value(&format!("{}/parent/stream", join("/streams", name))),
+                        format!("parent streams form a cycle: {}", shown.join(" -> ")),
+                        Some(
+                            "a child stream's parents must lead to a stream without `parent`"
+                                .into(),
+                        ),
+                    );
+                }
+                break;
+            }
+            chain.push(p);
+            at = p;
+        }
+    }
+}
+
+fn schema(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
+    let p = |f: &str| format!("{base}/{f}");
+    if let Some(inline) = &stream.schema {
+        if stream.schema_file.is_some() {
+            cx.error(
+                cx.key(&p("schema_file")),
+                "`schema` and `schema_file` are both set; keep one",
+                None,
+            );
+        }
+        json_schema(cx, &p("schema"), inline, None);
+    }
+    let Some(rel) = &stream.schema_file else {
+        return;
+    };
+    let ptr = p("schema_file");
+    let dir = cx.file().parent().unwrap_or(Path::new(""));
+    let full = dir.join(rel);
+    let meta = match std::fs::metadata(&full) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => {
+            cx.error(
+                cx.value(&ptr),
+                format!("schema file `{}` is not a file", full.display()),
+                None,
+            );
+            return;
+        }
+        Err(e) => {
+            cx.error(
+                cx.value(&ptr),
+                format!("schema file `{}` cannot be read: {e}", full.display()),
+                Some("the path is relative to the spec file's folder".into()),
+            );
+            return;
+        }
+    };
+    if meta.len() > MAX_SCHEMA_FILE {
+        cx.error(
+            cx.value(&ptr),
+            format!(
+                "schema file `{}` is over {MAX_SCHEMA_FILE} bytes",
+                full.display()
+            ),
+            None,
+        );
+        return;
+    }
+    let parsed = std::fs::read(&full)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(v) => json_schema(cx, &ptr, &v, Some(&full)),
+        Err(e) => cx.error(
+            cx.value(&ptr),
+            format!("schema file `{}` is not JSON: {e}", full.display()),
+            None,
+        ),
+    }
+}
+
+/// A record schema must itself be a valid JSON Schema.
+fn json_schema(cx: &mut Ctx<'_>, ptr: &str, schema: &Value, file: Option<&Path>) {
+    if !(schema.is_object() || schema.is_boolean()) {
+        cx.error(
+            cx.value(ptr),
+            "a record schema must be a JSON Schema object",
+            None,
+        );
+        return;
+    }
+    if let Err(e) = jsonschema::meta::validate(schema) {
+        let at = e.instance_path().as_str().to_owned();
+        let whence = match file {
+            Some(f) => format!("`{}`", f.display()),
+            None => "the inline schema".into(),
+        };
+        let location = if file.is_none() && !at.is_empty() {
+            cx.value(&format!("{ptr}{at}"))
+        } else {
+            cx.value(ptr)
+        };
+        let bad_type = at.ends_with("/type")
+            && matches!(
+                e.kind(),
+                jsonschema::error::ValidationErrorKind::AnyOf { .. }
+                    | jsonschema::error::ValidationErrorKind::Enum { .. }
+            );
+        let detail = if bad_type {
+            format!(
+                "{} is not a JSON Schema type; use `string`, `number`, `integer`, `boolean`, `object`, `array` or `null`",
+                e.instance()
+            )
+        } else {
+            e.masked().to_string()
+        };
+        cx.error(
+            location,
+            format!(
+                "{whence} is not a valid JSON Schema{}: {detail}",
+                if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at `{at}`")
+                },
+            ),
+            None,
+        );
+    }
+}
