@@ -346,6 +346,13 @@ impl StreamRun {
             .as_ref()
             .map(|w| w.params.clone())
             .unwrap_or_default();
+        if let (Some(w), Some(inc), Value::Object(m)) = (&window, &self.inc, &mut ctx) {
+            // For specs that place the window themselves (a body filter, a path segment).
+            m.insert(
+                "incremental".into(),
+                serde_json::json!({"start": w.lower, "end": inc.end}),
+            );
+        }
         let mut pager = Paginator::new(&self.stream.pagination);
         let mut target = pager.first();
         let mut buf = Vec::with_capacity(64 * 1024);

@@ -464,7 +464,7 @@ pub enum Pagination {
         next_header: Option<String>,
         /// Query parameter that carries the cursor.
         param: String,
-        /// Page size parameter; a shorter page is the last.
+        /// Page size parameter, sent with every request (a short page does not end a cursor stream; a missing next cursor does).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         page_size: Option<PageSize>,
         /// Stop after this many pages.
