@@ -114,20 +114,28 @@ pub async fn run(
         ))
     })?;
 
-    // Children first, so each parent can be given its children's senders.
+    // Children first, so each parent can be given its children's senders; and each
+    // stream reports its end to its parent, which saves its own state only after every
+    // child's output is durable.
     let mut senders: HashMap<String, Vec<mpsc::Sender<ParentMsg>>> = HashMap::new();
     let mut receivers: HashMap<String, mpsc::Receiver<ParentMsg>> = HashMap::new();
+    let mut done_rx: HashMap<String, Vec<oneshot::Receiver<bool>>> = HashMap::new();
+    let mut done_tx: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
     for name in &names {
-        if let Some(p) = engine
+        let Some(p) = engine
             .spec
             .streams
             .get(name)
             .and_then(|s| s.parent.as_ref())
-        {
-            let (tx, rx) = mpsc::channel(CHANNEL);
-            senders.entry(p.stream.clone()).or_default().push(tx);
-            receivers.insert(name.clone(), rx);
-        }
+        else {
+            continue;
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        senders.entry(p.stream.clone()).or_default().push(tx);
+        receivers.insert(name.clone(), rx);
+        let (tx, rx) = oneshot::channel();
+        done_rx.entry(p.stream.clone()).or_default().push(rx);
+        done_tx.insert(name.clone(), tx);
     }
 
     let state = if names.iter().any(|n| {
@@ -150,23 +158,6 @@ pub async fn run(
     } else {
         None
     };
-
-    // Each stream reports its end to its parent, which saves its own state only after
-    // every child's output is durable.
-    let mut done_rx: HashMap<String, Vec<oneshot::Receiver<bool>>> = HashMap::new();
-    let mut done_tx: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
-    for name in &names {
-        if let Some(p) = engine
-            .spec
-            .streams
-            .get(name)
-            .and_then(|s| s.parent.as_ref())
-        {
-            let (tx, rx) = oneshot::channel();
-            done_rx.entry(p.stream.clone()).or_default().push(rx);
-            done_tx.insert(name.clone(), tx);
-        }
-    }
 
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = JoinSet::new();

@@ -2,19 +2,15 @@
 
 use std::process::ExitCode;
 
-use connector_runtime::{host, probe};
+use connector_runtime::probe;
 
 use crate::args::Common;
 
 /// Runs `runtime check`: prints what works and what fails; exit 1 if anything failed.
 pub fn check(common: Common) -> ExitCode {
-    let prepared = match host::prepare(&common.spec, common.config.as_deref(), &common.set) {
-        Ok(p) => p,
-        Err(e) => return crate::usage_error(&e.0),
-    };
-    let engine = match prepared.engine(prepared.out_dir(None)) {
-        Ok(e) => e,
-        Err(e) => return crate::usage_error(&e.0),
+    let engine = match crate::engine(&common, None) {
+        Ok((_, engine)) => engine,
+        Err(code) => return code,
     };
     let probes = match crate::block_on(probe::probe_all(&engine)) {
         Ok(p) => p,
@@ -48,13 +44,9 @@ pub fn check(common: Common) -> ExitCode {
 
 /// Runs `runtime discover`: prints the catalog as JSON.
 pub fn discover(common: Common) -> ExitCode {
-    let prepared = match host::prepare(&common.spec, common.config.as_deref(), &common.set) {
-        Ok(p) => p,
-        Err(e) => return crate::usage_error(&e.0),
-    };
-    let engine = match prepared.engine(prepared.out_dir(None)) {
-        Ok(e) => e,
-        Err(e) => return crate::usage_error(&e.0),
+    let engine = match crate::engine(&common, None) {
+        Ok((_, engine)) => engine,
+        Err(code) => return code,
     };
     let probes = match crate::block_on(probe::probe_all(&engine)) {
         Ok(p) => p,

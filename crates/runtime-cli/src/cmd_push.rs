@@ -3,33 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use connector_runtime::host;
 use connector_runtime::push::{self, PushOptions};
 
 use crate::args::Common;
 
 /// Runs `runtime push`; exit 1 when a record failed or conflicted.
 pub fn run(common: Common, target: String, input: String, results: Option<PathBuf>) -> ExitCode {
-    let prepared = match host::prepare(&common.spec, common.config.as_deref(), &common.set) {
-        Ok(p) => p,
-        Err(e) => return crate::usage_error(&e.0),
+    let (prepared, engine) = match crate::engine(&common, None) {
+        Ok(pe) => pe,
+        Err(code) => return code,
     };
-    if !prepared.loaded.spec.push.contains_key(&target) {
-        let names: Vec<_> = prepared.loaded.spec.push.keys().cloned().collect();
-        return crate::usage_error(&format!(
-            "--target {target}: no such push target; the spec has: {}",
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
-            }
-        ));
-    }
     let out_dir = prepared.out_dir(None);
-    let engine = match prepared.engine(out_dir.clone()) {
-        Ok(e) => e,
-        Err(e) => return crate::usage_error(&e.0),
-    };
     let opts = PushOptions {
         results: results.unwrap_or_else(|| push::default_results(&out_dir, &target)),
         target,

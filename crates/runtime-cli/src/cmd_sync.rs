@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use connector_runtime::host;
 use connector_runtime::report::{Reporter, summary_table};
 use connector_runtime::sync::{self, SyncOptions};
 
@@ -23,19 +22,11 @@ pub struct SyncArgs {
 
 /// Runs `runtime sync`.
 pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
-    let prepared = match host::prepare(
-        &args.common.spec,
-        args.common.config.as_deref(),
-        &args.common.set,
-    ) {
-        Ok(p) => p,
-        Err(e) => return crate::usage_error(&e.0),
+    let (prepared, engine) = match crate::engine(&args.common, args.out.as_deref()) {
+        Ok(pe) => pe,
+        Err(code) => return code,
     };
     let out_dir = prepared.out_dir(args.out.as_deref());
-    let engine = match prepared.engine(out_dir.clone()) {
-        Ok(e) => e,
-        Err(e) => return crate::usage_error(&e.0),
-    };
     let opts = SyncOptions {
         streams: args.streams,
         concurrency: args.concurrency,

@@ -73,6 +73,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the spec, resolves its configuration and builds the engine writing to `out`
+/// (default `output/<name>`); on failure, the error is printed and exit status 2 returned.
+pub fn engine(
+    common: &args::Common,
+    out: Option<&std::path::Path>,
+) -> Result<
+    (
+        connector_runtime::host::Prepared,
+        std::sync::Arc<connector_runtime::engine::Engine>,
+    ),
+    ExitCode,
+> {
+    let prepared =
+        connector_runtime::host::prepare(&common.spec, common.config.as_deref(), &common.set)
+            .map_err(|e| usage_error(&e.0))?;
+    let engine = prepared
+        .engine(prepared.out_dir(out))
+        .map_err(|e| usage_error(&e.0))?;
+    Ok((prepared, engine))
+}
+
 /// Prints a usage, spec or config error and returns exit status 2.
 pub fn usage_error(message: &str) -> ExitCode {
     // Diagnostics about a spec file already say `file:line:col: error:`.
