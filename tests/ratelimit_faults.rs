@@ -89,7 +89,10 @@ fn a_connection_dropped_in_the_middle_of_a_chunked_body_is_retried() {
     let pages: Vec<usize> = srv.requests().iter().map(|r| r.page).collect();
     assert_eq!(pages, [1, 2, 2, 3]);
     assert_eq!(run.row("orders").retries, 1);
-    run.expect_stderr(&["orders: GET ", "/orders?page=2: the response body was cut short"]);
+    run.expect_stderr(&[
+        "orders: GET ",
+        "/orders?page=2: the response body was cut short",
+    ]);
 }
 
 #[test]
@@ -226,12 +229,18 @@ fn a_400_is_not_retried_and_shows_the_status_and_the_start_of_the_body() {
         "error: stream orders failed: 400 from GET {}/orders?page=1; body: {{\"error\": \"invalid_request\", \"message\": \"unknown parameter page\"",
         srv.url()
     )]);
-    assert!(!run.stderr.contains("TAIL-MARKER"), "the whole body was printed");
+    assert!(
+        !run.stderr.contains("TAIL-MARKER"),
+        "the whole body was printed"
+    );
     assert!(!run.stderr.contains("waiting"), "a 400 was retried");
     assert_eq!(hits.all().len(), 1);
     assert!(started.elapsed() < Duration::from_secs(5));
     let row = run.row("orders");
-    assert_eq!((row.status.as_str(), row.requests, row.retries), ("FAILED", 1, 0));
+    assert_eq!(
+        (row.status.as_str(), row.requests, row.retries),
+        ("FAILED", 1, 0)
+    );
 }
 
 /// A 200 whose Content-Length matches what was sent, but whose JSON stops in the middle:

@@ -14,6 +14,8 @@ use super::retry_after::Budget;
 #[derive(Debug)]
 pub struct Limiter {
     ceiling: Option<DefaultDirectRateLimiter>,
+    /// Waiters for the ceiling, served first come first served.
+    queue: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<Instant>>,
     floor: u64,
 }
@@ -39,6 +41,7 @@ impl Limiter {
             });
         Self {
             ceiling,
+            queue: tokio::sync::Mutex::new(()),
             paused_until: Mutex::new(None),
             floor,
         }
@@ -47,6 +50,40 @@ impl Limiter {
     /// Waits until a request may go; returns what was waited for and how long.
     pub async fn acquire(&self) -> Vec<(Hold, Duration)> {
         let mut held = Vec::new();
+        loop {
+            self.gate(&mut held).await;
+            let Some(c) = &self.ceiling else { break };
+            let start = Instant::now();
+            {
+                // governor wakes every waiter at once and the first to look wins, which can
+                // starve a stream for seconds; a fair queue in front of it serves them in turn.
+                let _turn = self.queue.lock().await;
+                c.until_ready().await;
+            }
+            let waited = start.elapsed();
+            if waited >= Duration::from_millis(1) {
+                held.push((Hold::Ceiling, waited));
+            }
+            // The gate may have closed while this request queued: wait for it, then queue
+            // again, so the requests held by the pause do not all leave at once.
+            if !self.closed() {
+                break;
+            }
+        }
+        held
+    }
+
+    /// Whether the gate is closed now.
+    fn closed(&self) -> bool {
+        self.paused_until
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|t| t > Instant::now())
+    }
+
+    /// Sleeps while the gate is closed.
+    async fn gate(&self, held: &mut Vec<(Hold, Duration)>) {
         loop {
             let until = self.paused_until.lock().ok().and_then(|g| *g);
             match until {
@@ -58,15 +95,6 @@ impl Limiter {
                 _ => break,
             }
         }
-        if let Some(c) = &self.ceiling {
-            let start = Instant::now();
-            c.until_ready().await;
-            let waited = start.elapsed();
-            if waited >= Duration::from_millis(1) {
-                held.push((Hold::Ceiling, waited));
-            }
-        }
-        held
     }
 
     /// Closes the gate for everyone for `d` (e.g. after a `Retry-After`).

@@ -134,8 +134,15 @@ impl Http {
     /// A URL fit to print.
     pub fn show_url(&self, url: &Url) -> String {
         let params: Vec<&str> = self.creds.secret_param().into_iter().collect();
+        // A query key is added at send time: show it (masked) so the URL is the one sent.
+        let mut sent = url.clone();
+        if let Some(name) = self.creds.secret_param()
+            && !url.query_pairs().any(|(k, _)| k == name)
+        {
+            sent.query_pairs_mut().append_pair(name, "***");
+        }
         match self.redactor.read() {
-            Ok(r) => r.url(url, &params),
+            Ok(r) => r.url(&sent, &params),
             Err(_) => String::from("(redacted)"),
         }
     }
