@@ -194,7 +194,8 @@ fn assert_waited_for_reset(
     assert!(hits[2].at - hits[1].at < secs(3.0), "waited far too long");
     run.expect_stderr(&[
         "rate limit: 0 left, pausing every request for ",
-        "rate limit budget exhausted, waited ",
+        "beta: waited ",
+        "the API's rate-limit budget is exhausted until its reset",
     ]);
     assert_eq!(run.row("alpha").retries + run.row("beta").retries, 0);
 }
@@ -283,7 +284,10 @@ fn a_delta_seconds_reset_pauses_at_the_floor_and_not_above_it() {
         "{}",
         lines[0]
     );
-    run.expect_stderr(&["orders: rate limit budget exhausted, waited 1."]);
+    run.expect_stderr(&[
+        "orders: waited 1.",
+        "the API's rate-limit budget is exhausted until its reset",
+    ]);
 }
 
 #[test]

@@ -248,7 +248,6 @@ fn a_400_is_not_retried_and_shows_the_status_and_the_start_of_the_body() {
 /// "the body is not JSON (EOF while parsing ...)"; a retry would most likely get the whole
 /// page. Ignored until the stream retries a 2xx body whose JSON ends early.
 #[test]
-#[ignore = "a 2xx body whose JSON ends early is not retried yet (stream.rs)"]
 fn a_json_body_cut_short_under_a_matching_content_length_is_retried() {
     let srv = serve_raw(|r| {
         let body = page_body(r.page, 3, 4);

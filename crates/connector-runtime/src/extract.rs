@@ -26,8 +26,22 @@ pub struct Page<'a> {
 
 /// A body that is not UTF-8 JSON.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ExtractError(pub String);
+#[error("{message}")]
+pub struct ExtractError {
+    /// What is wrong, with the content type and the first bytes.
+    pub message: String,
+    /// The JSON stops before its end: a body cut short, worth fetching again.
+    pub cut_short: bool,
+}
+
+impl ExtractError {
+    fn new(message: String) -> Self {
+        Self {
+            message,
+            cut_short: false,
+        }
+    }
+}
 
 /// How a stream's records are extracted; decided once per stream.
 #[derive(Debug, Clone)]
@@ -67,7 +81,7 @@ impl Extractor {
     /// Splits a body into records and the rest.
     pub fn page<'a>(&self, body: &'a [u8], content_type: &str) -> Result<Page<'a>, ExtractError> {
         let text = std::str::from_utf8(body).map_err(|e| {
-            ExtractError(format!(
+            ExtractError::new(format!(
                 "the body is not UTF-8 (byte {} of {}; content-type: {}); first bytes: {}",
                 e.valid_up_to(),
                 body.len(),
@@ -75,12 +89,13 @@ impl Extractor {
                 crate::http::snippet(body)
             ))
         })?;
-        let not_json = |e: serde_json::Error| {
-            ExtractError(format!(
+        let not_json = |e: serde_json::Error| ExtractError {
+            cut_short: e.is_eof(),
+            message: format!(
                 "the body is not JSON ({e}; content-type: {}); first bytes: {}",
                 show_type(content_type),
                 crate::http::snippet(body)
-            ))
+            ),
         };
         if let Some(fields) = &self.fast {
             let mut out = Vec::new();
@@ -107,12 +122,12 @@ impl Extractor {
         let found = self
             .path
             .query(&doc)
-            .map_err(|e| ExtractError(e.to_string()))?;
+            .map_err(|e| ExtractError::new(e.to_string()))?;
         let records = found
             .into_iter()
             .map(|v| serde_json::value::to_raw_value(v).map(Cow::Owned))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ExtractError(e.to_string()))?;
+            .map_err(|e| ExtractError::new(e.to_string()))?;
         let path_missing = records.is_empty() && first_step_missing(&self.path, &doc);
         Ok(Page {
             meta: doc,
@@ -379,7 +394,10 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let ex = Extractor::new(&JsonPath::new("$.a[*]"), &[]);
-        let e = ex.page(b"<html>oops</html>", "text/html").unwrap_err().0;
+        let e = ex
+            .page(b"<html>oops</html>", "text/html")
+            .unwrap_err()
+            .message;
         assert!(
             e.contains("not JSON") && e.contains("text/html") && e.contains("<html>"),
             "{e}"
@@ -387,9 +405,14 @@ mod tests {
         let e = ex
             .page(b"{\"a\": [\xff]}", "application/json")
             .unwrap_err()
-            .0;
+            .message;
         assert!(e.contains("not UTF-8"), "{e}");
-        let e = ex.page(b"{\"a\": [1, 2", "application/json").unwrap_err().0;
-        assert!(e.contains("not JSON"), "{e}");
+        let e = ex.page(b"{\"a\": [1, 2", "application/json").unwrap_err();
+        assert!(e.message.contains("not JSON") && e.cut_short, "{e}");
+        assert!(
+            !ex.page(b"{\"a\": [1, 2]]", "application/json")
+                .unwrap_err()
+                .cut_short
+        );
     }
 }

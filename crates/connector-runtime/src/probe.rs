@@ -108,7 +108,7 @@ async fn probe(engine: &Engine, name: &str, stream: &Stream, parent: Option<&Val
     let page = match Extractor::new(&stream.records, &[]).page(&resp.body, ct) {
         Ok(pg) => pg,
         Err(e) => {
-            p.error = Some(format!("{shown}: {}", engine.http.redact(&e.0)));
+            p.error = Some(format!("{shown}: {}", engine.http.redact(&e.message)));
             return p;
         }
     };

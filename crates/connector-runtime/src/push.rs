@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -130,6 +130,19 @@ fn done_keys(results: &Path) -> Result<HashSet<String>, PushError> {
     Ok(done)
 }
 
+/// Whether a file ends in the middle of a line (its last write was cut short).
+fn ends_mid_line(path: &Path) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [0u8; 1];
+    len > 0
+        && f.seek(SeekFrom::Start(len - 1)).is_ok()
+        && f.read_exact(&mut last).is_ok()
+        && last[0] != b'\n'
+}
+
 /// Sends every input record to the target; never retries a 409 or 422.
 pub async fn push(engine: &Engine, opts: &PushOptions) -> Result<PushSummary, PushError> {
     let target = engine
@@ -137,30 +150,22 @@ pub async fn push(engine: &Engine, opts: &PushOptions) -> Result<PushSummary, Pu
         .push
         .get(&opts.target)
         .ok_or_else(|| {
-            PushError(format!(
-                "no push target `{}` in the spec; it has: {}",
-                opts.target,
-                engine
-                    .spec
-                    .push
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            let names: Vec<&str> = engine.spec.push.keys().map(String::as_str).collect();
+            PushError(if names.is_empty() {
+                format!(
+                    "no push target `{}`: the spec has no `push` section",
+                    opts.target
+                )
+            } else {
+                format!(
+                    "no push target `{}` in the spec; it has: {}",
+                    opts.target,
+                    names.join(", ")
+                )
+            })
         })?
         .clone();
-    let done = done_keys(&opts.results)?;
-    if let Some(dir) = opts.results.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| PushError(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&opts.results)
-        .map_err(|e| PushError(format!("cannot write {}: {e}", opts.results.display())))?;
-    let out = Arc::new(Mutex::new(out));
+    // The input first: a wrong path leaves no empty results file behind.
     let reader: Box<dyn BufRead + Send> = match &opts.input {
         Some(p) => {
             Box::new(BufReader::new(File::open(p).map_err(|e| {
@@ -169,6 +174,24 @@ pub async fn push(engine: &Engine, opts: &PushOptions) -> Result<PushSummary, Pu
         }
         None => Box::new(BufReader::new(std::io::stdin())),
     };
+    let done = done_keys(&opts.results)?;
+    if let Some(dir) = opts.results.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PushError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let torn = ends_mid_line(&opts.results);
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&opts.results)
+        .map_err(|e| PushError(format!("cannot write {}: {e}", opts.results.display())))?;
+    if torn {
+        // A crash cut the last line short: start on a new line, or the first outcome of this
+        // run would be glued to the torn one and lost to the next rerun.
+        out.write_all(b"\n")
+            .map_err(|e| PushError(format!("cannot write {}: {e}", opts.results.display())))?;
+    }
+    let out = Arc::new(Mutex::new(out));
     let stats = Stats::default();
     let summary = Mutex::new(PushSummary::default());
     let stop = std::sync::atomic::AtomicBool::new(false);

@@ -356,6 +356,7 @@ impl StreamRun {
         let mut pager = Paginator::new(&self.stream.pagination);
         let mut target = pager.first();
         let mut buf = Vec::with_capacity(64 * 1024);
+        let mut cut_retries = 0u32;
         loop {
             if self.full.load(Relaxed) {
                 return Ok(Stop::MaxPages);
@@ -384,14 +385,42 @@ impl StreamRun {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let page = self.extractor.page(&resp.body, ct).map_err(|e| {
-                StreamError(format!(
-                    "{} {}: {}",
-                    req.method,
-                    engine.http.show_url(&req.url),
-                    engine.http.redact(&e.0)
-                ))
-            })?;
+            let page = match self.extractor.page(&resp.body, ct) {
+                Ok(p) => p,
+                // A 200 whose JSON stops early (a proxy or the API cut it under a matching
+                // Content-Length): the same request again, as for any body cut short.
+                Err(e) if e.cut_short && cut_retries + 1 < engine.spec.http.retry.max_attempts => {
+                    cut_retries += 1;
+                    let retry = &engine.spec.http.retry;
+                    let wait = crate::http::backoff::full_jitter(
+                        retry.initial.get(),
+                        retry.max.get(),
+                        cut_retries - 1,
+                    );
+                    tracing::warn!(
+                        "{}: the JSON body of {} {} was cut short, waiting {:.1}s, attempt {}/{}",
+                        self.name,
+                        req.method,
+                        engine.http.show_url(&req.url),
+                        wait.as_secs_f64(),
+                        cut_retries + 1,
+                        retry.max_attempts
+                    );
+                    Stats::add(&self.stats.retries, 1);
+                    self.stats.waited(wait);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(StreamError(format!(
+                        "{} {}: {}",
+                        req.method,
+                        engine.http.show_url(&req.url),
+                        engine.http.redact(&e.message)
+                    )));
+                }
+            };
+            cut_retries = 0;
             Stats::add(&self.stats.pages, 1);
             if page.records.is_empty()
                 && page.path_missing

@@ -223,7 +223,7 @@ pub struct RateLimit {
     /// When remaining falls to this many, every request waits for the reset.
     #[serde(default)]
     pub floor: u64,
-    /// Also read the IETF `RateLimit` and `RateLimit-Policy` fields.
+    /// Also read the IETF `RateLimit` field (`r` remaining, `t` seconds to reset; the most restrictive policy wins) and the older `RateLimit-Remaining` / `RateLimit-Reset`.
     #[serde(default = "yes")]
     pub ietf_headers: bool,
 }

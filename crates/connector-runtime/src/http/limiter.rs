@@ -16,17 +16,36 @@ pub struct Limiter {
     ceiling: Option<DefaultDirectRateLimiter>,
     /// Waiters for the ceiling, served first come first served.
     queue: tokio::sync::Mutex<()>,
-    paused_until: Mutex<Option<Instant>>,
+    paused_until: Mutex<Option<(Instant, Pause)>>,
     floor: u64,
 }
 
 /// Why a request had to wait before it was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
-    /// The API's remaining budget reached the floor; waiting for its reset.
-    Budget,
+    /// The gate was closed: the API's budget reached the floor, or it said `Retry-After`.
+    Paused(Pause),
     /// The client-side requests-per-second ceiling.
     Ceiling,
+}
+
+/// Why the gate closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// The remaining budget reached the floor; open again at the reset.
+    Budget,
+    /// A response said `Retry-After`.
+    RetryAfter,
+}
+
+impl Pause {
+    /// In words, for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Pause::Budget => "the API's rate-limit budget is exhausted until its reset",
+            Pause::RetryAfter => "the API asked every client to wait (Retry-After)",
+        }
+    }
 }
 
 impl Limiter {
@@ -79,7 +98,7 @@ impl Limiter {
             .lock()
             .ok()
             .and_then(|g| *g)
-            .is_some_and(|t| t > Instant::now())
+            .is_some_and(|(t, _)| t > Instant::now())
     }
 
     /// Sleeps while the gate is closed.
@@ -87,10 +106,10 @@ impl Limiter {
         loop {
             let until = self.paused_until.lock().ok().and_then(|g| *g);
             match until {
-                Some(t) if t > Instant::now() => {
+                Some((t, why)) if t > Instant::now() => {
                     let start = Instant::now();
                     tokio::time::sleep_until(t).await;
-                    held.push((Hold::Budget, start.elapsed()));
+                    held.push((Hold::Paused(why), start.elapsed()));
                 }
                 _ => break,
             }
@@ -98,12 +117,12 @@ impl Limiter {
     }
 
     /// Closes the gate for everyone for `d` (e.g. after a `Retry-After`).
-    pub fn pause_for(&self, d: Duration) {
+    pub fn pause_for(&self, d: Duration, why: Pause) {
         let until = Instant::now() + d;
         if let Ok(mut g) = self.paused_until.lock()
-            && g.is_none_or(|cur| cur < until)
+            && g.is_none_or(|(cur, _)| cur < until)
         {
-            *g = Some(until);
+            *g = Some((until, why));
         }
     }
 
@@ -116,7 +135,7 @@ impl Limiter {
             } if r <= self.floor && !reset.is_zero() => {
                 // A little past the reset, so the first request lands in the new window.
                 let d = reset + Duration::from_millis(50);
-                self.pause_for(d);
+                self.pause_for(d, Pause::Budget);
                 Some(d)
             }
             _ => None,

@@ -18,7 +18,7 @@ use crate::redact::Redactor;
 use crate::render::RenderError;
 use crate::stats::Stats;
 use auth::Credentials;
-use limiter::{Hold, Limiter};
+use limiter::{Hold, Limiter, Pause};
 
 /// Bytes of a failed response's body quoted in the error.
 const SNIPPET: usize = 200;
@@ -88,6 +88,8 @@ struct Failure {
     reason: String,
     status: Option<u16>,
     dictated: Option<Duration>,
+    /// The first bytes of the body, for the final error.
+    snippet: String,
 }
 
 impl Http {
@@ -163,15 +165,12 @@ impl Http {
             for (hold, d) in self.limiter.acquire().await {
                 stats.waited(d);
                 waited_total += d;
-                if hold == Hold::Budget {
-                    tracing::info!(
-                        "{who}: rate limit budget exhausted, waited {:.1}s for the reset",
-                        d.as_secs_f64()
-                    );
+                if let Hold::Paused(why) = hold {
+                    tracing::info!("{who}: waited {:.1}s: {}", d.as_secs_f64(), why.describe());
                 }
             }
             Stats::add(&stats.requests, 1);
-            let failure = match self.attempt(req).await {
+            let failure = match self.attempt(req, who).await {
                 Ok(Ok(resp)) => return Ok(resp),
                 Ok(Err(f)) => f,
                 Err(fatal) => {
@@ -193,18 +192,28 @@ impl Http {
                 None => backoff::full_jitter(self.retry.initial, self.retry.max, attempt - 1),
             };
             if attempt >= self.retry.max_attempts || waited_total + wait > self.retry.max_total {
+                let tries = if attempt == 1 {
+                    "1 attempt".to_owned()
+                } else {
+                    format!("{attempt} attempts")
+                };
                 let why = if attempt >= self.retry.max_attempts {
-                    format!("gave up after {attempt} attempts")
+                    format!("gave up after {tries}")
                 } else {
                     format!(
-                        "gave up after {attempt} attempts: the next wait of {:.1}s would pass retry.max_total ({:.0}s)",
+                        "gave up after {tries}: the next wait of {:.1}s would pass retry.max_total ({:.0}s)",
                         wait.as_secs_f64(),
                         self.retry.max_total.as_secs_f64()
                     )
                 };
+                let body = if failure.snippet.is_empty() {
+                    String::new()
+                } else {
+                    format!("; body: {}", failure.snippet)
+                };
                 return Err(HttpError {
                     message: format!(
-                        "{shown}: {why} and {:.1}s waited; last: {}",
+                        "{shown}: {why} and {:.1}s waited; last: {}{body}",
                         waited_total.as_secs_f64(),
                         failure.reason
                     ),
@@ -214,7 +223,7 @@ impl Http {
             }
             if failure.dictated.is_some() {
                 // The API asked everyone to wait, not only this request.
-                self.limiter.pause_for(wait);
+                self.limiter.pause_for(wait, Pause::RetryAfter);
             }
             tracing::warn!(
                 "{who}: {}, waiting {:.1}s, attempt {}/{}",
@@ -231,7 +240,11 @@ impl Http {
     }
 
     /// One attempt: Ok(Ok) success, Ok(Err) retryable failure, Err fatal failure.
-    async fn attempt(&self, req: &Outgoing) -> Result<Result<Incoming, Failure>, Failure> {
+    async fn attempt(
+        &self,
+        req: &Outgoing,
+        who: &str,
+    ) -> Result<Result<Incoming, Failure>, Failure> {
         let shown = format!("{} {}", req.method, self.show_url(&req.url));
         let mut rb = self.client.request(req.method.clone(), req.url.clone());
         for (k, v) in &req.headers {
@@ -254,6 +267,7 @@ impl Http {
                     reason: self.redact(&e.message),
                     status: None,
                     dictated: None,
+                    snippet: String::new(),
                 };
                 return if e.fatal {
                     Err(failure)
@@ -269,6 +283,7 @@ impl Http {
                     reason: format!("{shown}: {}", self.redact(&transport(&e))),
                     status: None,
                     dictated: None,
+                    snippet: String::new(),
                 }));
             }
         };
@@ -279,7 +294,7 @@ impl Http {
         let budget = retry_after::parse_budget(&headers, &self.rate, now);
         if let Some(p) = self.limiter.observe(budget) {
             tracing::info!(
-                "rate limit: {} left, pausing every request for {:.1}s until the reset",
+                "{who}: rate limit: {} left, pausing every request for {:.1}s until the reset",
                 budget.remaining.unwrap_or(0),
                 p.as_secs_f64()
             );
@@ -294,6 +309,7 @@ impl Http {
                     ),
                     status: Some(status),
                     dictated: None,
+                    snippet: String::new(),
                 }));
             }
         };
@@ -328,6 +344,7 @@ impl Http {
                 reason,
                 status: Some(status),
                 dictated: retry_after.map(|(_, d)| d),
+                snippet,
             }));
         }
         let hint = match status {
@@ -352,6 +369,7 @@ impl Http {
             reason: format!("{status} from {shown}{hint}{body_part}"),
             status: Some(status),
             dictated: None,
+            snippet: String::new(),
         })
     }
 }
