@@ -55,7 +55,11 @@ fn a_connection_dropped_after_the_commit_is_retried_with_the_same_key_and_no_dup
         .iter()
         .filter(|r| r.fault.as_deref() == Some("commit_then_drop"))
         .collect();
-    assert_eq!(dropped.len(), DROPPED_AT.len(), "every scripted drop was used");
+    assert_eq!(
+        dropped.len(),
+        DROPPED_AT.len(),
+        "every scripted drop was used"
+    );
     assert!(dropped.iter().all(|r| r.status == 0));
     let mut replays = 0;
     for (key, reqs) in &by_key {
@@ -88,7 +92,11 @@ fn a_connection_dropped_after_the_commit_is_retried_with_the_same_key_and_no_dup
     let s = summary(&run);
     assert_eq!(s.read, 30);
     assert_eq!(s.created, 30);
-    assert_eq!(s.requests as usize, log.len(), "summary requests vs the demo's log");
+    assert_eq!(
+        s.requests as usize,
+        log.len(),
+        "summary requests vs the demo's log"
+    );
     assert_eq!(s.retries as usize, DROPPED_AT.len(), "one retry per drop");
     assert_eq!(log.len(), records.len() + DROPPED_AT.len());
     println!(
@@ -121,7 +129,11 @@ fn a_rerun_sends_nothing_done_and_a_rerun_without_results_only_replays() {
     // 2. The same run again, results kept: nothing to send.
     let run = push(&sb, &demo, "create_orders", &[]);
     run.expect_code(0);
-    assert_eq!(posts(&demo).len(), 0, "a rerun sent requests for keys already created");
+    assert_eq!(
+        posts(&demo).len(),
+        0,
+        "a rerun sent requests for keys already created"
+    );
     let s = summary(&run);
     assert_eq!((s.read, s.done, s.created, s.requests), (20, 20, 0, 0));
     assert_eq!(
@@ -136,16 +148,32 @@ fn a_rerun_sends_nothing_done_and_a_rerun_without_results_only_replays() {
     let torn = &lines[8][..lines[8].len() / 2];
     let kept: BTreeSet<String> = lines[..8]
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["key"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    std::fs::write(results_path(&sb), format!("{}\n{torn}", lines[..8].join("\n"))).unwrap();
+    std::fs::write(
+        results_path(&sb),
+        format!("{}\n{torn}", lines[..8].join("\n")),
+    )
+    .unwrap();
     let run = push(&sb, &demo, "create_orders", &[]);
     run.expect_code(0);
     let sent = posts_by_key(&demo);
     assert_eq!(sent.len(), 12, "keys sent after the crash");
-    assert!(sent.keys().all(|k| !kept.contains(k.as_str())), "a key already done was sent");
+    assert!(
+        sent.keys().all(|k| !kept.contains(k.as_str())),
+        "a key already done was sent"
+    );
     assert!(sent.values().all(|r| r.len() == 1 && r[0].status == 201));
-    assert_eq!(demo.created_count(), 20, "the rerun after a crash created a duplicate");
+    assert_eq!(
+        demo.created_count(),
+        20,
+        "the rerun after a crash created a duplicate"
+    );
     let s = summary(&run);
     assert_eq!((s.done, s.created, s.requests), (8, 12, 12));
     // The torn line stays as it was; every outcome written after it is whole, on its own
@@ -157,7 +185,10 @@ fn a_rerun_sends_nothing_done_and_a_rerun_without_results_only_replays() {
             Ok(r) => {
                 whole += 1;
                 let line = r["line"].as_u64().unwrap();
-                assert_eq!(r["id"], ids[&line], "line {line}: the replay answered another id");
+                assert_eq!(
+                    r["id"], ids[&line],
+                    "line {line}: the replay answered another id"
+                );
             }
             Err(_) => assert_eq!(l, torn, "results line {l:?} is not JSON"),
         }
@@ -166,7 +197,11 @@ fn a_rerun_sends_nothing_done_and_a_rerun_without_results_only_replays() {
     demo.clear_requests();
     let run = push(&sb, &demo, "create_orders", &[]);
     run.expect_code(0);
-    assert_eq!(posts(&demo).len(), 0, "keys done after the crash were sent again");
+    assert_eq!(
+        posts(&demo).len(),
+        0,
+        "keys done after the crash were sent again"
+    );
     assert_eq!(summary(&run).done, 20);
     demo.clear_requests();
 
@@ -178,14 +213,24 @@ fn a_rerun_sends_nothing_done_and_a_rerun_without_results_only_replays() {
     let sent = posts_by_key(&demo);
     assert_eq!(sent.len(), 20);
     assert!(sent.values().all(|r| r.len() == 1 && r[0].status == 201));
-    assert_eq!(demo.created_count(), 20, "the rerun without results created a duplicate");
+    assert_eq!(
+        demo.created_count(),
+        20,
+        "the rerun without results created a duplicate"
+    );
     created_by_external_id(&demo);
     let again = results_by_line(&sb);
     assert_eq!(again.len(), 20);
     for (line, r) in &again {
         assert_eq!(r["outcome"], "created");
-        assert_eq!(r["key"], keys[line], "line {line}: the key changed between runs");
-        assert_eq!(r["id"], ids[line], "line {line}: the replay answered another id");
+        assert_eq!(
+            r["key"], keys[line],
+            "line {line}: the key changed between runs"
+        );
+        assert_eq!(
+            r["id"], ids[line],
+            "line {line}: the replay answered another id"
+        );
     }
 
     // The demo marks those answers as replays: the same key and body, sent directly.
@@ -206,7 +251,11 @@ fn a_rerun_sends_nothing_done_and_a_rerun_without_results_only_replays() {
             .headers()
             .get("idempotent-replayed")
             .map(|v| v.to_str().unwrap().to_owned());
-        (resp.status().as_u16(), replayed, resp.json::<Value>().await.unwrap())
+        (
+            resp.status().as_u16(),
+            replayed,
+            resp.json::<Value>().await.unwrap(),
+        )
     });
     assert_eq!(status, 201);
     assert_eq!(replayed.as_deref(), Some("true"));

@@ -114,10 +114,22 @@ pub fn push_as(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
+    push_to(sb, &demo.base_url(), target, token, args, env)
+}
+
+/// [`push`] to any base URL.
+pub fn push_to(
+    sb: &Sandbox,
+    base_url: &str,
+    target: &str,
+    token: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let spec = sb.path().join("spec.yaml");
     let input = sb.path().join("input.jsonl");
     let results = results_path(sb);
-    let base = format!("base_url={}", demo.base_url());
+    let base = format!("base_url={base_url}");
     let key = format!("api_key={token}");
     let mut all: Vec<&str> = vec![
         "push",
@@ -142,8 +154,8 @@ pub fn push_as(
 #[track_caller]
 pub fn results(sb: &Sandbox) -> Vec<Value> {
     let p = results_path(sb);
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
     assert!(
         text.is_empty() || text.ends_with('\n'),
         "results file does not end with a newline:\n{text}"
@@ -163,8 +175,13 @@ pub fn results(sb: &Sandbox) -> Vec<Value> {
 pub fn results_by_line(sb: &Sandbox) -> BTreeMap<u64, Value> {
     let mut out = BTreeMap::new();
     for r in results(sb) {
-        let line = r["line"].as_u64().unwrap_or_else(|| panic!("no line in {r}"));
-        assert!(out.insert(line, r.clone()).is_none(), "line {line} reported twice");
+        let line = r["line"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no line in {r}"));
+        assert!(
+            out.insert(line, r.clone()).is_none(),
+            "line {line} reported twice"
+        );
     }
     out
 }
