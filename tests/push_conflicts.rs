@@ -183,7 +183,6 @@ fn a_409_while_the_same_key_is_in_flight_is_a_conflict_sent_once() {
 }
 
 #[test]
-#[ignore = "bug: push retries 409/422 when http.retry.on_status lists them (push.rs send_one -> Http::send)"]
 fn a_409_or_422_is_not_retried_even_when_retry_on_status_lists_them() {
     // A spec written for `sync` may retry 409 (some APIs use it for a lock); push must still
     // report a 409 or 422 at once instead of sending the same key again.

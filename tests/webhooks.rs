@@ -382,6 +382,16 @@ fn shutdown_finishes_a_request_in_flight_then_exits_0() {
     let addr = server.base.trim_start_matches("http://").to_owned();
     let mut tcp = TcpStream::connect(&addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // One full exchange first, so the connection is surely accepted and being served.
+    tcp.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut health = String::new();
+    let mut buf = [0u8; 4096];
+    while !health.contains("\"ok\"}") {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed: {health}");
+        health.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
     let head = format!(
         "POST /hooks/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -414,7 +424,6 @@ fn shutdown_finishes_a_request_in_flight_then_exits_0() {
     // ...but the one in flight completes and is stored.
     tcp.write_all(&body.as_bytes()[10..]).unwrap();
     let mut answer = String::new();
-    let mut buf = [0u8; 4096];
     while !answer.contains("}") {
         let n = tcp.read(&mut buf).unwrap();
         if n == 0 {

@@ -116,22 +116,23 @@ async fn kill_9_right_after_a_2xx_then_restart_writes_each_event_once() {
 async fn a_crash_between_the_append_and_the_done_mark_does_not_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    // This server exits right after its first append to orders.jsonl, before marking
-    // those events done: the window where a naive worker writes them again.
+    // This server keeps the events in its store until told to stop, then appends them to
+    // orders.jsonl and exits before marking them done: the window where a naive worker
+    // writes them again at the next start.
     let server = Server::start_with_env(
         dir.path(),
         &[("WEBHOOK_RECEIVER_FAULT", "exit_after_append")],
     );
     let acked = send_orders(&server, 0..100, 16).await;
-    let ended = server.wait();
+    assert_eq!(acked.len(), 100);
+    let ended = server.terminate();
     assert_eq!(
         ended.status.code(),
         Some(70),
         "the fault did not fire: {ended:?}"
     );
     let at_crash = read_lines(&out.join("orders.jsonl"));
-    assert!(!at_crash.is_empty(), "the crash came before any append");
-    assert!(!acked.is_empty());
+    assert_eq!(at_crash.len(), 100, "the crash came before the append");
 
     let server = Server::start(dir.path());
     let lines = wait_for_lines(&out.join("orders.jsonl"), acked.len());
@@ -149,7 +150,7 @@ async fn a_crash_between_the_append_and_the_done_mark_does_not_duplicate() {
         at_crash.len(),
         c.values().sum::<usize>()
     );
-    assert!(lines.len() >= acked.len());
+    assert_eq!(lines.len(), acked.len());
     for i in &acked {
         assert_eq!(c.get(i), Some(&1), "event {i}");
     }

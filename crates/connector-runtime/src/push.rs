@@ -291,6 +291,19 @@ fn bump(summary: &Mutex<PushSummary>, f: impl FnOnce(&mut PushSummary)) {
 
 /// Appends an outcome (flushed at once, so a crash loses at most the line being written).
 fn record(out: &Mutex<File>, summary: &Mutex<PushSummary>, r: PushResult) {
+    if r.outcome != "created" {
+        tracing::warn!(
+            "line {}{}: {}: {}",
+            r.line,
+            if r.key.is_empty() {
+                String::new()
+            } else {
+                format!(" (key {})", r.key)
+            },
+            r.outcome,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
     bump(summary, |s| match r.outcome.as_str() {
         "created" => s.created += 1,
         "conflict" | "rejected" => s.conflicts += 1,
@@ -347,7 +360,32 @@ async fn send_one(
         Ok(r) => r,
         Err(e) => return PushResult::failed(line, key, engine.http.redact(&e.to_string())),
     };
-    match engine.http.send(&req, stats, &field).await {
+    // A 409 right after our own retry means our first attempt is still being processed:
+    // wait for it (same key) instead of reporting a conflict that is not one.
+    let mut result = engine
+        .http
+        .send_except(&req, stats, &field, NEVER_RETRY)
+        .await;
+    for n in 0..IN_FLIGHT_WAITS {
+        match &result {
+            Err(e) if e.status == Some(409) && e.attempts > 1 => {
+                let retry = &engine.spec.http.retry;
+                let wait =
+                    crate::http::backoff::exponential(retry.initial.get(), retry.max.get(), n);
+                tracing::info!(
+                    "{field}: line {line}: 409 after a retry: the first attempt is still in flight, waiting {:.1}s",
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                result = engine
+                    .http
+                    .send_except(&req, stats, &field, NEVER_RETRY)
+                    .await;
+            }
+            _ => break,
+        }
+    }
+    match result {
         Ok(resp) => {
             let id = target.response_id.as_ref().and_then(|p| {
                 let body: Value = serde_json::from_slice(&resp.body).ok()?;
@@ -376,6 +414,13 @@ async fn send_one(
         },
     }
 }
+
+/// A write's 409 (in flight, or a conflict) and 422 (key reused with another body) are
+/// reported, never repeated blindly.
+const NEVER_RETRY: &[u16] = &[409, 422];
+
+/// How often a 409 that follows our own retry is waited out.
+const IN_FLIGHT_WAITS: u32 = 4;
 
 /// The default results file of a target.
 pub fn default_results(out_dir: &Path, target: &str) -> PathBuf {

@@ -156,6 +156,18 @@ impl Http {
         stats: &Stats,
         who: &str,
     ) -> Result<Incoming, HttpError> {
+        self.send_except(req, stats, who, &[]).await
+    }
+
+    /// [`send`](Self::send), but the statuses in `never` are never retried, whatever
+    /// `retry.on_status` says (a write's 409 and 422 must be reported, not repeated).
+    pub async fn send_except(
+        &self,
+        req: &Outgoing,
+        stats: &Stats,
+        who: &str,
+        never: &[u16],
+    ) -> Result<Incoming, HttpError> {
         let shown = format!("{} {}", req.method, self.show_url(&req.url));
         let mut waited_total = Duration::ZERO;
         let mut refreshed = false;
@@ -170,7 +182,7 @@ impl Http {
                 }
             }
             Stats::add(&stats.requests, 1);
-            let failure = match self.attempt(req, who).await {
+            let failure = match self.attempt(req, who, never).await {
                 Ok(Ok(resp)) => return Ok(resp),
                 Ok(Err(f)) => f,
                 Err(fatal) => {
@@ -244,6 +256,7 @@ impl Http {
         &self,
         req: &Outgoing,
         who: &str,
+        never: &[u16],
     ) -> Result<Result<Incoming, Failure>, Failure> {
         let shown = format!("{} {}", req.method, self.show_url(&req.url));
         let mut rb = self.client.request(req.method.clone(), req.url.clone());
@@ -326,7 +339,7 @@ impl Http {
             .get(self.rate.retry_after.as_str())
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after::parse_retry_after(v, now).map(|d| (v.to_owned(), d)));
-        if self.retry.on_status.contains(&status) {
+        if self.retry.on_status.contains(&status) && !never.contains(&status) {
             let reason = match (&retry_after, status) {
                 (Some((raw, _)), 429) => {
                     format!("rate limited (429, {}: {raw})", self.rate.retry_after)
