@@ -4,8 +4,10 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Buffer of the output writer: large writes, few syscalls.
-const BUFFER: usize = 256 * 1024;
+/// Buffer of the output writer. Smaller than a typical page, so a page's lines (built in
+/// one buffer by the stream) go to the file in one write without an extra copy, while
+/// small pages are still gathered into few syscalls.
+const BUFFER: usize = 64 * 1024;
 
 /// A stream's output being written to a temporary file next to its final place.
 #[derive(Debug)]
