@@ -6,7 +6,6 @@ use std::sync::{Arc, OnceLock};
 
 use jsonpath_rust::parser::model::JpQuery;
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// A JSONPath from the spec, such as `$.orders[*]`.
@@ -138,35 +137,7 @@ fn simple(source: &str) -> Option<Compiled> {
     })
 }
 
-impl std::fmt::Debug for JsonPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "JsonPath({:?})", self.source)
-    }
-}
-
-impl PartialEq for JsonPath {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl From<&str> for JsonPath {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl Serialize for JsonPath {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.source)
-    }
-}
-
-impl<'de> Deserialize<'de> for JsonPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::new)
-    }
-}
+crate::source_text::source_text!(JsonPath);
 
 impl JsonSchema for JsonPath {
     fn schema_name() -> std::borrow::Cow<'static, str> {

@@ -7,23 +7,23 @@
 //! other I/O: no network, no async runtime, no printing. The engine lives in
 //! `connector-runtime`.
 
-pub mod duration;
-pub mod jsonpath;
-pub mod model;
-pub mod template;
-
-pub use duration::Duration;
-pub use jsonpath::{JsonPath, JsonPathError};
-pub use model::*;
-pub use template::{Template, TemplateError};
 mod check;
 pub mod diagnostic;
+pub mod duration;
+pub mod jsonpath;
 pub mod load;
-pub mod yaml;
-
-pub use diagnostic::{Diagnostic, Location, Severity};
-pub use load::{LoadError, LoadedSpec, load, load_str};
+pub mod model;
 pub mod report;
 pub mod schema;
 mod schema_errors;
+mod source_text;
 mod suggest;
+pub mod template;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Location, Severity};
+pub use duration::Duration;
+pub use jsonpath::{JsonPath, JsonPathError};
+pub use load::{LoadError, LoadedSpec, load, load_str};
+pub use model::*;
+pub use template::{Template, TemplateError};

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use minijinja::{Environment, UndefinedBehavior};
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Serialize;
 
 /// Name under which the single template of an environment is stored.
 const NAME: &str = "t";
@@ -113,35 +113,7 @@ fn describe(e: &minijinja::Error) -> String {
     }
 }
 
-impl std::fmt::Debug for Template {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Template({:?})", self.source)
-    }
-}
-
-impl PartialEq for Template {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl From<&str> for Template {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl Serialize for Template {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.source)
-    }
-}
-
-impl<'de> Deserialize<'de> for Template {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::new)
-    }
-}
+crate::source_text::source_text!(Template);
 
 impl JsonSchema for Template {
     fn schema_name() -> std::borrow::Cow<'static, str> {

@@ -1,19 +1,24 @@
 //! `runtime check` and `runtime discover`: one page per stream.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use connector_runtime::engine::Engine;
 use connector_runtime::probe;
 
 use crate::args::Common;
 
+/// The engine of a spec, and the first page of each of its streams.
+fn first_pages(common: &Common) -> Result<(Arc<Engine>, Vec<probe::Probe>), ExitCode> {
+    let (_, engine) = crate::engine(common, None)?;
+    let probes = crate::block_on(probe::probe_all(&engine))?;
+    Ok((engine, probes))
+}
+
 /// Runs `runtime check`: prints what works and what fails; exit 1 if anything failed.
 pub fn check(common: Common) -> ExitCode {
-    let engine = match crate::engine(&common, None) {
-        Ok((_, engine)) => engine,
-        Err(code) => return code,
-    };
-    let probes = match crate::block_on(probe::probe_all(&engine)) {
-        Ok(p) => p,
+    let (engine, probes) = match first_pages(&common) {
+        Ok(ep) => ep,
         Err(code) => return code,
     };
     let mut failed = 0;
@@ -44,12 +49,8 @@ pub fn check(common: Common) -> ExitCode {
 
 /// Runs `runtime discover`: prints the catalog as JSON.
 pub fn discover(common: Common) -> ExitCode {
-    let engine = match crate::engine(&common, None) {
-        Ok((_, engine)) => engine,
-        Err(code) => return code,
-    };
-    let probes = match crate::block_on(probe::probe_all(&engine)) {
-        Ok(p) => p,
+    let (engine, probes) = match first_pages(&common) {
+        Ok(ep) => ep,
         Err(code) => return code,
     };
     for p in probes.iter().filter(|p| p.error.is_some()) {
