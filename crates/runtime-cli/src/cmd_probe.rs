@@ -17,7 +17,7 @@ fn first_pages(common: &Common) -> Result<(Arc<Engine>, Vec<probe::Probe>), Exit
 
 /// Runs `runtime check`: prints what works and what fails; exit 1 if anything failed.
 pub fn check(common: Common) -> ExitCode {
-    let (engine, probes) = match first_pages(&common) {
+    let (_, probes) = match first_pages(&common) {
         Ok(ep) => ep,
         Err(code) => return code,
     };
