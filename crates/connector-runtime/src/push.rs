@@ -94,7 +94,7 @@ pub fn idempotency_key(
     let mut parts = Vec::with_capacity(idem.key_fields.len());
     for f in &idem.key_fields {
         match record.get(f) {
-            Some(v) if !v.is_null() => parts.push(v),
+            Some(v) if !v.is_null() => parts.push(canonical_number(v)),
             _ => {
                 return Err(format!(
                     "the record has no `{f}` (one of idempotency.key_fields)"
@@ -108,6 +108,15 @@ pub fn idempotency_key(
     );
     let name = serde_json::to_string(&parts).map_err(|e| e.to_string())?;
     Ok(Uuid::new_v5(&namespace, name.as_bytes()).to_string())
+}
+
+/// `1.0` and `1` are the same key value: a number with no fraction is written as an integer,
+/// so a record that went through a float-happy tool keeps its key.
+fn canonical_number(v: &Value) -> Value {
+    match v.as_f64() {
+        Some(f) if v.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+        _ => v.clone(),
+    }
 }
 
 /// Keys that an earlier run already pushed successfully.
@@ -461,6 +470,12 @@ mod tests {
             .unwrap()
         );
         assert!(idempotency_key("shop", "create", &idem, &json!({"customer_id": 7})).is_err());
+        let float = json!({"customer_id": 7.0, "external_id": "A-1"});
+        assert_eq!(
+            idempotency_key("shop", "create", &idem, &float).unwrap(),
+            k1,
+            "7.0 is 7"
+        );
         assert_eq!(Uuid::parse_str(&k1).unwrap().get_version_num(), 5);
 
         let own = Idempotency {
