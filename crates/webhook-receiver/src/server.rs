@@ -66,7 +66,14 @@ pub fn router(
             clock,
             counters,
         }))
+        // A flood of connections queues here instead of exhausting memory and the store.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_IN_FLIGHT,
+        ))
 }
+
+/// Requests handled at once; more wait for a turn.
+const MAX_IN_FLIGHT: usize = 1024;
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
