@@ -5,15 +5,34 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
 use super::retry_after::Budget;
 
+/// governor's clock made of tokio's: every wait of the runtime follows one clock, which
+/// tests can pause and advance (`tokio::time::pause`) instead of sleeping for real.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+/// The requests-per-second ceiling: GCRA on tokio's clock.
+type Ceiling = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
+
 /// The pacing state of one connector's API.
 #[derive(Debug)]
 pub struct Limiter {
-    ceiling: Option<DefaultDirectRateLimiter>,
+    ceiling: Option<Ceiling>,
     /// Waiters for the ceiling, served first come first served.
     queue: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<(Instant, Pause)>>,
@@ -56,7 +75,8 @@ impl Limiter {
             .and_then(|rps| {
                 let period = Duration::from_secs_f64(1.0 / rps);
                 let burst = NonZeroU32::new(burst.max(1))?;
-                Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(burst)))
+                Quota::with_period(period)
+                    .map(|q| RateLimiter::direct_with_clock(q.allow_burst(burst), TokioClock))
             });
         Self {
             ceiling,
@@ -77,7 +97,10 @@ impl Limiter {
                 // governor wakes every waiter at once and the first to look wins, which can
                 // starve a stream for seconds; a fair queue in front of it serves them in turn.
                 let _turn = self.queue.lock().await;
-                c.until_ready().await;
+                // governor's own waiting uses a timer of its own; ask, and sleep on tokio's.
+                while let Err(not_until) = c.check() {
+                    tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
+                }
             }
             let waited = start.elapsed();
             if waited >= Duration::from_millis(1) {
@@ -146,6 +169,45 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn ceiling_is_shared_and_runs_on_tokio_time() {
+        // Three tasks at 5/s with a burst of 2, on paused time: no real second passes.
+        let real = std::time::Instant::now();
+        let l = std::sync::Arc::new(Limiter::new(Some(5.0), 2, 0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let l = l.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut at = Vec::new();
+                for _ in 0..10 {
+                    l.acquire().await;
+                    at.push(Instant::now() - start);
+                }
+                at
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        assert_eq!(all.len(), 30);
+        // Burst 2 at once, then one every 200 ms: the 30th at (30 - 2) * 200 ms.
+        assert_eq!(all[1], Duration::ZERO);
+        assert_eq!(*all.last().unwrap(), Duration::from_millis(28 * 200));
+        for w in all.windows(8) {
+            assert!(
+                w[7] - w[0] >= Duration::from_millis(1000),
+                "8 requests within 1 s: {w:?}"
+            );
+        }
+        assert!(
+            real.elapsed() < Duration::from_secs(1),
+            "5.6 s of waits took no real time"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn gate_holds_everyone_until_reset() {
