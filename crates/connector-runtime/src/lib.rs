@@ -27,3 +27,4 @@ pub mod state;
 pub mod stats;
 pub mod stream;
 pub mod sync;
+mod window;

@@ -1,25 +1,23 @@
 //! One stream's pages: request, send, extract, write, paginate; once, or once per parent
 //! record for a child stream.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use connector_spec::{Incremental, JsonPath, Pagination, Stream};
+use connector_spec::{JsonPath, Pagination, Stream};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::cursor::CursorKind;
 use crate::engine::Engine;
 use crate::extract::{Extractor, write_line};
 use crate::paginate::{Paginator, Step, Stop, Target};
-use crate::render::render;
 use crate::report::Reporter;
 use crate::request;
 use crate::sink::{AppendSink, JsonlSink};
-use crate::state::{Position, StateStore, StreamState};
+use crate::state::{StateStore, StreamState};
 use crate::stats::Stats;
+use crate::window::{Inc, Window, digest, has_incremental_ancestor};
 
 /// A message from a parent stream to its children.
 #[derive(Debug, Clone)]
@@ -73,67 +71,12 @@ impl Output {
     }
 }
 
-/// The incremental side of a stream: where it starts, and what it has written.
-#[derive(Debug)]
-struct Inc {
-    kind: CursorKind,
-    spec: Incremental,
-    prior: StreamState,
-    start: String,
-    end: Option<String>,
-    track: Mutex<Track>,
-}
-
 /// Where an appending stream saves its checkpoints.
 #[derive(Debug)]
 struct Durable {
     store: Arc<StateStore>,
     /// False with `--limit`: a partial look must not move the state.
     save: bool,
-}
-
-/// Positions reached in this run: the stream's, and each partition's.
-#[derive(Debug, Default)]
-struct Track {
-    top: Pos,
-    partitions: BTreeMap<String, Pos>,
-}
-
-/// A position being tracked: highest cursor written, and the records at it (key -> hash).
-#[derive(Debug, Default, Clone)]
-struct Pos {
-    cursor: Option<String>,
-    keys: HashMap<String, String>,
-}
-
-impl Pos {
-    fn from(p: &Position) -> Self {
-        Self {
-            cursor: p.cursor.clone(),
-            keys: p
-                .boundary
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-
-    fn to_position(&self) -> Position {
-        Position {
-            cursor: self.cursor.clone(),
-            boundary: self
-                .keys
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-}
-
-/// A short stable digest of a record as sent, to recognise it at the boundary.
-fn digest(raw: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(raw.as_bytes())[..8])
 }
 
 /// How the state of a run is handled.
@@ -273,16 +216,9 @@ impl StreamRun {
             ..StreamState::default()
         };
         if let Some(inc) = &self.inc {
-            let track = inc
-                .track
-                .lock()
-                .map_err(|_| StreamError("state lock poisoned".into()))?;
-            state.position = track.top.to_position();
-            state.partitions = track
-                .partitions
-                .iter()
-                .map(|(k, p)| (k.clone(), p.to_position()))
-                .collect();
+            (state.position, state.partitions) = inc
+                .positions()
+                .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
         }
         // Saved while the output is still locked, so no record slips in between.
         durable
@@ -483,7 +419,8 @@ impl StreamRun {
                     break;
                 }
                 if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
-                    self.track(inc, partition.as_deref(), v, k, h)?;
+                    inc.advance(partition.as_deref(), v, k, h)
+                        .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
                 }
                 if include.is_empty() {
                     write_line(&mut buf, raw, &[]);
@@ -551,171 +488,6 @@ impl StreamRun {
                 tracing::debug!(stream = %self.name, "next page: {}", engine.http.show_url(u));
             }
         }
-    }
-}
-
-impl Inc {
-    fn new(
-        engine: &Engine,
-        name: &str,
-        spec: &Incremental,
-        prior: StreamState,
-    ) -> Result<Self, StreamError> {
-        let ctx = engine.context();
-        let field = format!("streams.{name}.incremental");
-        let rendered = |t: &connector_spec::Template, f: &str| {
-            render(t, &ctx, &format!("{field}.{f}"))
-                .map_err(|e| StreamError(engine.http.redact(&e.to_string())))
-        };
-        let start = rendered(&spec.start, "start")?;
-        let end = match &spec.end {
-            Some(t) => Some(rendered(t, "end")?),
-            None => None,
-        };
-        let kind = CursorKind::new(spec).map_err(|e| StreamError(e.0))?;
-        let track = Track {
-            top: Pos::from(&prior.position),
-            partitions: prior
-                .partitions
-                .iter()
-                .map(|(k, p)| (k.clone(), Pos::from(p)))
-                .collect(),
-        };
-        Ok(Self {
-            kind,
-            spec: spec.clone(),
-            prior,
-            start,
-            end,
-            track: Mutex::new(track),
-        })
-    }
-}
-
-/// Whether any ancestor of a stream is incremental.
-fn has_incremental_ancestor(spec: &connector_spec::Spec, stream: &Stream) -> bool {
-    let mut cur = stream.parent.as_ref().map(|p| p.stream.as_str());
-    for _ in 0..spec.streams.len() {
-        let Some(name) = cur else { return false };
-        let Some(s) = spec.streams.get(name) else {
-            return false;
-        };
-        if s.incremental.is_some() {
-            return true;
-        }
-        cur = s.parent.as_ref().map(|p| p.stream.as_str());
-    }
-    false
-}
-
-impl StreamRun {
-    /// Records a written record's cursor in the position it belongs to.
-    fn track(
-        &self,
-        inc: &Inc,
-        partition: Option<&str>,
-        record: &Value,
-        key: String,
-        hash: String,
-    ) -> Result<(), StreamError> {
-        let Some(c) = inc.kind.read(record) else {
-            return Ok(());
-        };
-        let mut track = inc
-            .track
-            .lock()
-            .map_err(|_| StreamError("state lock poisoned".into()))?;
-        let pos = match partition {
-            Some(p) => track.partitions.entry(p.to_owned()).or_default(),
-            None => &mut track.top,
-        };
-        let order = match &pos.cursor {
-            None => Ordering::Greater,
-            Some(m) => inc
-                .kind
-                .compare(&c, m)
-                .map_err(|e| StreamError(format!("{}: {e}", self.name)))?,
-        };
-        match order {
-            Ordering::Greater => {
-                pos.cursor = Some(c);
-                pos.keys.clear();
-                pos.keys.insert(key, hash);
-            }
-            Ordering::Equal => {
-                pos.keys.insert(key, hash);
-            }
-            Ordering::Less => {}
-        }
-        Ok(())
-    }
-}
-
-/// The incremental window of one pass: what to ask the API for, and what to keep.
-#[derive(Debug)]
-struct Window {
-    params: Vec<(String, String)>,
-    lower: String,
-    prior: Pos,
-}
-
-impl Window {
-    fn new(inc: &Inc, partition: Option<&str>) -> Result<Self, crate::cursor::CursorError> {
-        let prior = match partition {
-            Some(p) => inc
-                .prior
-                .partitions
-                .get(p)
-                .map(Pos::from)
-                .unwrap_or_default(),
-            None => Pos::from(&inc.prior.position),
-        };
-        let lookback = inc
-            .spec
-            .lookback
-            .as_ref()
-            .map(|d| d.get())
-            .unwrap_or_default();
-        let lower = match &prior.cursor {
-            Some(c) => inc.kind.minus(c, lookback)?,
-            None => inc.start.clone(),
-        };
-        let mut params = Vec::new();
-        if let Some(p) = &inc.spec.param {
-            params.push((p.clone(), lower.clone()));
-        }
-        if let (Some(p), Some(e)) = (&inc.spec.end_param, &inc.end) {
-            params.push((p.clone(), e.clone()));
-        }
-        Ok(Self {
-            params,
-            lower,
-            prior,
-        })
-    }
-
-    /// False for a record before the window, or one already written at the boundary.
-    fn keep(
-        &self,
-        inc: &Inc,
-        record: &Value,
-        key: &str,
-        hash: &str,
-    ) -> Result<bool, crate::cursor::CursorError> {
-        let Some(c) = inc.kind.read(record) else {
-            return Ok(true);
-        };
-        if inc.kind.compare(&c, &self.lower)? == Ordering::Less {
-            return Ok(false);
-        }
-        if let Some(b) = &self.prior.cursor {
-            // The same record as already written at the boundary (same key, same bytes).
-            let seen = self.prior.keys.get(key).is_some_and(|h| h == hash);
-            if seen && inc.kind.compare(&c, b)? == Ordering::Equal {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 }
 
