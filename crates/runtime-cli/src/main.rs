@@ -18,6 +18,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A bug must still end in one clear line, not a Rust backtrace (RUST_BACKTRACE may be
+    // set in the user's environment).
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error ({info}); this is a bug in the runtime, please report it");
+    }));
     let cli = match args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
