@@ -323,7 +323,7 @@ fn a_retry_after_longer_than_max_total_gives_up_at_once() {
     let took = started.elapsed();
     run.expect_code(1).expect_stderr(&[
         &format!("stream orders failed: GET {}/orders?page=1", srv.url()),
-        "would pass retry.max_total (2s)",
+        "would pass retry.max_total, 2s",
         "rate limited (429, Retry-After: 30)",
     ]);
     assert_eq!(

@@ -210,10 +210,10 @@ impl Http {
                     format!("{attempt} attempts")
                 };
                 let why = if attempt >= self.retry.max_attempts {
-                    format!("gave up after {tries}")
+                    String::new()
                 } else {
                     format!(
-                        "gave up after {tries}: the next wait of {:.1}s would pass retry.max_total ({:.0}s)",
+                        " (the next wait of {:.1}s would pass retry.max_total, {:.0}s)",
                         wait.as_secs_f64(),
                         self.retry.max_total.as_secs_f64()
                     )
@@ -225,7 +225,7 @@ impl Http {
                 };
                 return Err(HttpError {
                     message: format!(
-                        "{shown}: {why} and {:.1}s waited; last: {}{body}",
+                        "{shown}: gave up after {tries} and {:.1}s waited{why}; last: {}{body}",
                         waited_total.as_secs_f64(),
                         failure.reason
                     ),
