@@ -7,6 +7,7 @@
 //! It must not fetch from APIs (that is `connector-runtime`) and does not resolve
 //! configuration: callers pass the template context with the secrets' values.
 
+mod accept;
 pub mod clock;
 pub mod drain;
 pub mod error;
@@ -20,7 +21,7 @@ pub mod verify;
 pub mod version;
 mod wake;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -158,34 +159,22 @@ impl Receiver {
 
         let counters = Arc::new(Counters::default());
         let app = server::router(self.hooks, writer.clone(), self.clock, counters.clone());
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let mut server = Box::pin(
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-        );
-        let served = tokio::select! {
-            r = &mut server => r,
-            () = shutdown => {
+        let finished = accept::serve(
+            listener,
+            app,
+            async move {
+                shutdown.await;
                 tracing::info!("shutting down: no new connections; finishing requests in flight, then writing out stored events");
-                let _ = stop_tx.send(true);
-                match tokio::time::timeout(GRACE, &mut server).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        tracing::warn!("requests still in flight after {}s are dropped; senders will retry them", GRACE.as_secs());
-                        Ok(())
-                    }
-                }
-            }
-        };
-        drop(server);
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the HTTP server stopped with an error");
+            },
+            GRACE,
+            accept::HEADER_TIMEOUT,
+        )
+        .await;
+        if !finished {
+            tracing::warn!(
+                "requests still in flight after {}s are dropped; senders will retry them",
+                GRACE.as_secs()
+            );
         }
 
         wake.close();
