@@ -83,7 +83,19 @@ async fn probe(engine: &Engine, name: &str, stream: &Stream, parent: Option<&Val
         }
         m.insert("page".into(), pager.vars());
     }
-    let req = match request::build(&engine.spec, name, stream, &ctx, &pager.first(), &[]) {
+    let req = match request::build(
+        &engine.spec,
+        name,
+        stream,
+        &ctx,
+        stream
+            .body
+            .as_ref()
+            .map(request::BodyTemplate::new)
+            .as_ref(),
+        &pager.first(),
+        &[],
+    ) {
         Ok(r) => r,
         Err(e) => {
             p.error = Some(engine.http.redact(&e.to_string()));

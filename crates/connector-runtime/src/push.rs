@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::engine::Engine;
 use crate::http::Outgoing;
 use crate::render::render;
-use crate::request::{join, render_body};
+use crate::request::{BodyTemplate, join};
 use crate::stats::Stats;
 
 /// The outcome of one record, as written to the results file.
@@ -204,6 +204,11 @@ pub async fn push(engine: &Engine, opts: &PushOptions) -> Result<PushSummary, Pu
     let stats = Stats::default();
     let summary = Mutex::new(PushSummary::default());
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let job = &Job {
+        name: &opts.target,
+        target: &target,
+        body: target.body.as_ref().map(BodyTemplate::new),
+    };
     let lines = futures::stream::iter(reader.lines().enumerate());
     lines
         .for_each_concurrent(target.concurrency.max(1) as usize, |(i, line)| {
@@ -259,7 +264,7 @@ pub async fn push(engine: &Engine, opts: &PushOptions) -> Result<PushSummary, Pu
                     bump(summary, |s| s.not_sent += 1);
                     return;
                 }
-                let result = send_one(engine, &opts.target, target, &rec, &key, n, stats).await;
+                let result = send_one(engine, job, &rec, &key, n, stats).await;
                 if matches!(result.outcome.as_str(), "conflict" | "rejected")
                     && target.on_conflict == OnConflict::Stop
                 {
@@ -324,10 +329,16 @@ fn record(out: &Mutex<File>, summary: &Mutex<PushSummary>, r: PushResult) {
     }
 }
 
+/// A push target ready to send to: its name, its spec, its body compiled once.
+struct Job<'a> {
+    name: &'a str,
+    target: &'a PushTarget,
+    body: Option<BodyTemplate>,
+}
+
 async fn send_one(
     engine: &Engine,
-    target_name: &str,
-    target: &PushTarget,
+    job: &Job<'_>,
     rec: &Value,
     key: &str,
     line: u64,
@@ -337,7 +348,7 @@ async fn send_one(
     if let Value::Object(m) = &mut ctx {
         m.insert("record".into(), rec.clone());
     }
-    let field = format!("push.{target_name}");
+    let (target, field) = (job.target, format!("push.{}", job.name));
     let built = (|| {
         let base = render(&engine.spec.http.base_url, &ctx, "http.base_url")?;
         let path = render(&target.path, &ctx, &format!("{field}.path"))?;
@@ -350,8 +361,8 @@ async fn send_one(
             headers.push((k.clone(), render(t, &ctx, &format!("{field}.headers.{k}"))?));
         }
         headers.push((target.idempotency.header.clone(), key.to_owned()));
-        let body = match &target.body {
-            Some(b) => render_body(b, &ctx, &format!("{field}.body"))?,
+        let body = match &job.body {
+            Some(b) => b.render(&ctx, &format!("{field}.body"))?,
             None => rec.clone(),
         };
         Ok::<_, crate::render::RenderError>(Outgoing {

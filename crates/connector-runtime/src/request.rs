@@ -44,31 +44,63 @@ fn pairs(
     Ok(())
 }
 
-/// Renders string leaves of a JSON body as templates.
-pub fn render_body(body: &Value, ctx: &Value, field: &str) -> Result<Value, RenderError> {
-    Ok(match body {
-        Value::String(s) => {
-            let t = Template::new(s.as_str());
-            if t.is_literal() {
-                body.clone()
-            } else {
-                Value::String(render(&t, ctx, field)?)
+/// A JSON body whose string leaves are templates, compiled once and rendered per request.
+#[derive(Debug, Clone)]
+pub enum BodyTemplate {
+    /// A value without templates, sent as it is.
+    Literal(Value),
+    /// A string with template syntax.
+    Text(Template),
+    /// An array of bodies.
+    Array(Vec<BodyTemplate>),
+    /// An object of bodies, in order.
+    Object(Vec<(String, BodyTemplate)>),
+}
+
+impl BodyTemplate {
+    /// Compiles the templates of a body from the spec.
+    pub fn new(body: &Value) -> Self {
+        match body {
+            Value::String(s) => {
+                let t = Template::new(s.as_str());
+                if t.is_literal() {
+                    BodyTemplate::Literal(body.clone())
+                } else {
+                    BodyTemplate::Text(t)
+                }
             }
+            Value::Array(items) => {
+                BodyTemplate::Array(items.iter().map(BodyTemplate::new).collect())
+            }
+            Value::Object(m) => BodyTemplate::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), BodyTemplate::new(v)))
+                    .collect(),
+            ),
+            other => BodyTemplate::Literal(other.clone()),
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| render_body(v, ctx, &format!("{field}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| Ok((k.clone(), render_body(v, ctx, &format!("{field}.{k}"))?)))
-                .collect::<Result<_, RenderError>>()?,
-        ),
-        other => other.clone(),
-    })
+    }
+
+    /// The body for one request; `field` names the spec field in errors.
+    pub fn render(&self, ctx: &Value, field: &str) -> Result<Value, RenderError> {
+        Ok(match self {
+            BodyTemplate::Literal(v) => v.clone(),
+            BodyTemplate::Text(t) => Value::String(render(t, ctx, field)?),
+            BodyTemplate::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| b.render(ctx, &format!("{field}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            BodyTemplate::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, b)| Ok((k.clone(), b.render(ctx, &format!("{field}.{k}"))?)))
+                    .collect::<Result<_, RenderError>>()?,
+            ),
+        })
+    }
 }
 
 /// The request for one page of a stream.
@@ -77,6 +109,7 @@ pub fn build(
     name: &str,
     stream: &Stream,
     ctx: &Value,
+    body: Option<&BodyTemplate>,
     target: &Target,
     extra: &[(String, String)],
 ) -> Result<Outgoing, RenderError> {
@@ -117,9 +150,9 @@ pub fn build(
         ctx,
         &format!("{field}.headers"),
     )?;
-    let body = match &stream.body {
+    let body = match body {
         Some(b) => Some(
-            serde_json::to_vec(&render_body(b, ctx, &format!("{field}.body"))?).map_err(|e| {
+            serde_json::to_vec(&b.render(ctx, &format!("{field}.body"))?).map_err(|e| {
                 RenderError {
                     field: format!("{field}.body"),
                     message: e.to_string(),

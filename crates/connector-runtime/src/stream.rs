@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::extract::{Extractor, write_line};
 use crate::paginate::{Paginator, Step, Stop, Target};
 use crate::report::Reporter;
-use crate::request;
+use crate::request::{self, BodyTemplate};
 use crate::sink::{AppendSink, JsonlSink};
 use crate::state::{StateStore, StreamState};
 use crate::stats::Stats;
@@ -37,6 +37,7 @@ pub struct StreamRun {
     /// Its counters.
     pub stats: Arc<Stats>,
     extractor: Extractor,
+    body: Option<BodyTemplate>,
     sink: Mutex<Output>,
     inc: Option<Inc>,
     durable: Option<Durable>,
@@ -143,6 +144,7 @@ impl StreamRun {
             stream: stream.clone(),
             stats: Arc::new(Stats::default()),
             extractor,
+            body: stream.body.as_ref().map(BodyTemplate::new),
             sink: Mutex::new(sink),
             inc,
             durable,
@@ -307,6 +309,7 @@ impl StreamRun {
                 &self.name,
                 &self.stream,
                 &ctx,
+                self.body.as_ref(),
                 &target,
                 &extra,
             )
