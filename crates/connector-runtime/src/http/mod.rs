@@ -182,7 +182,7 @@ impl Http {
                 }
             }
             Stats::add(&stats.requests, 1);
-            let failure = match self.attempt(req, who, never).await {
+            let failure = match self.attempt(req, &shown, who, never).await {
                 Ok(Ok(resp)) => return Ok(resp),
                 Ok(Err(f)) => f,
                 Err(fatal) => {
@@ -252,13 +252,14 @@ impl Http {
     }
 
     /// One attempt: Ok(Ok) success, Ok(Err) retryable failure, Err fatal failure.
+    /// `shown` is the request as printed (secrets masked), made once by the caller.
     async fn attempt(
         &self,
         req: &Outgoing,
+        shown: &str,
         who: &str,
         never: &[u16],
     ) -> Result<Result<Incoming, Failure>, Failure> {
-        let shown = format!("{} {}", req.method, self.show_url(&req.url));
         let mut rb = self.client.request(req.method.clone(), req.url.clone());
         for (k, v) in &req.headers {
             rb = rb.header(k.as_str(), v.as_str());
