@@ -15,6 +15,7 @@ pub mod extract;
 pub mod host;
 pub mod http;
 pub mod infer;
+pub mod origin;
 pub mod paginate;
 pub mod probe;
 pub mod progress;

@@ -24,12 +24,21 @@ impl Redactor {
         Self { needles }
     }
 
-    /// Adds a secret learnt at run time, such as an OAuth2 access token.
+    /// Adds a secret learnt at run time, such as an OAuth2 access token (and its
+    /// URL-encoded form, as [`new`](Self::new) does).
     pub fn add(&mut self, secret: &str) {
-        if !secret.is_empty() && !self.needles.iter().any(|n| n == secret) {
-            self.needles.push(secret.to_owned());
-            self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for s in [secret.to_owned(), encoded] {
+            if !s.is_empty() && !self.needles.contains(&s) {
+                self.needles.push(s);
+            }
         }
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    }
+
+    /// Whether a text holds a known secret, e.g. a spec header built from one.
+    pub fn contains(&self, text: &str) -> bool {
+        self.needles.iter().any(|n| text.contains(n.as_str()))
     }
 
     /// The text with every secret masked.
@@ -80,5 +89,15 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("x=1"), "{shown}");
+    }
+
+    #[test]
+    fn learnt_secrets_are_masked_in_both_forms_and_detected() {
+        let mut r = Redactor::new(vec!["key1".into()]);
+        r.add("dXNlcjpwYXNz+/==");
+        assert_eq!(r.redact("Basic dXNlcjpwYXNz+/=="), "Basic ***");
+        assert_eq!(r.redact("a=dXNlcjpwYXNz%2B%2F%3D%3D"), "a=***");
+        assert!(r.contains("Token key1"));
+        assert!(!r.contains("Token other"));
     }
 }

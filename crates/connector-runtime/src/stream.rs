@@ -488,6 +488,15 @@ impl StreamRun {
                 Step::Done(stop) => return Ok(stop),
             }
             if let Target::Url(u) = &target {
+                // Checked before it is sent: another origin or scheme is refused, not retried.
+                engine.http.origins().check_next(u).map_err(|e| {
+                    StreamError(format!(
+                        "{} {}: {e} (next page URL: {})",
+                        req.method,
+                        engine.http.show_url(&req.url),
+                        crate::http::snippet(engine.http.redact(u.as_str()).as_bytes())
+                    ))
+                })?;
                 tracing::debug!(stream = %self.name, "next page: {}", engine.http.show_url(u));
             }
         }

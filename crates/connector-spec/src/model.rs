@@ -114,6 +114,9 @@ pub struct Http {
     /// Which failures are retried, and how long to back off.
     #[serde(default)]
     pub retry: Retry,
+    /// Other origins treated as the API's own, e.g. `https://files.example.com`: next pages may go there and carry the credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_origins: Vec<String>,
 }
 
 fn default_timeout() -> Duration {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use connector_spec::{ApiKeyLocation, Auth, CredentialsIn};
 use reqwest::RequestBuilder;
 use serde_json::Value;
@@ -123,6 +124,23 @@ impl Credentials {
         }
     }
 
+    /// Secrets the credentials put on the wire in another form, to mask them when an API
+    /// echoes them back: the base64 `user:password` of basic auth.
+    pub fn derived_secrets(&self) -> Vec<String> {
+        let pair = match self {
+            Credentials::Basic(u, p) => Some((u, p)),
+            Credentials::OAuth2(o) => o.basic.as_ref().map(|(u, p)| (u, p)),
+            _ => None,
+        };
+        match pair {
+            // Without a password the pair is no secret (and its base64 too short to mask).
+            Some((u, p)) if !p.is_empty() => {
+                vec![base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether a 401 may be cured by fetching a new token.
     pub fn refreshable(&self) -> bool {
         matches!(self, Credentials::OAuth2(_))
@@ -181,6 +199,16 @@ impl OAuth2 {
             ))
         })?;
         let status = resp.status();
+        if status.is_redirection() {
+            // The client follows no redirect: the client credentials go to token_url only.
+            return Err(TokenError {
+                message: format!(
+                    "OAuth2 token request to {} answered {status} (a redirect); the client credentials are sent to http.auth.token_url only, so set it to the final URL",
+                    self.token_url
+                ),
+                fatal: true,
+            });
+        }
         let body = resp.bytes().await.map_err(|e| {
             TokenError::transient(format!(
                 "OAuth2 token response from {} was cut short: {}",

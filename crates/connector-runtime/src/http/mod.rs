@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod limiter;
+pub mod redirect;
 pub mod retry_after;
 
 use std::sync::RwLock;
@@ -14,8 +15,9 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
+use crate::origin::Allowed;
 use crate::redact::Redactor;
-use crate::render::RenderError;
+use crate::render::{RenderError, render};
 use crate::stats::Stats;
 use auth::Credentials;
 use limiter::{Hold, Limiter, Pause};
@@ -45,7 +47,7 @@ pub struct Incoming {
     pub headers: HeaderMap,
     /// The body, decompressed.
     pub body: Bytes,
-    /// The URL that answered (after redirects).
+    /// The URL that answered (after redirects), without credentials added.
     pub url: Url,
 }
 
@@ -81,6 +83,8 @@ pub struct Http {
     rate: RateLimit,
     redactor: RwLock<Redactor>,
     auth_keys: Vec<String>,
+    /// Where credentials may go: the base URL's origin and `http.trusted_origins`.
+    origins: Allowed,
 }
 
 /// What went wrong with one attempt, for the log line and the final error.
@@ -96,11 +100,22 @@ impl Http {
     /// Builds the client of a spec with resolved configuration.
     pub fn new(spec: &Spec, ctx: &Value, redactor: Redactor) -> Result<Self, RenderError> {
         let creds = Credentials::new(&spec.http.auth, ctx)?;
+        let mut redactor = redactor;
+        for s in creds.derived_secrets() {
+            redactor.add(&s);
+        }
+        // A base URL that does not render fails on the first request, with its own error;
+        // until then no origin is the API's, so no credential goes anywhere.
+        let base = render(&spec.http.base_url, ctx, "http.base_url").unwrap_or_default();
+        let origins = Allowed::new(&base, &spec.http.trusted_origins);
         let client = reqwest::Client::builder()
             .user_agent(concat!("connector-runtime/", env!("CARGO_PKG_VERSION")))
             .timeout(spec.http.timeout.get())
             .connect_timeout(spec.http.timeout.get().min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(30))
+            // Redirects are followed by `redirect`, which decides credentials per hop.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .map_err(|e| RenderError {
                 field: "http".into(),
@@ -122,7 +137,13 @@ impl Http {
             rate: r.clone(),
             redactor: RwLock::new(redactor),
             auth_keys: auth_config_keys(spec),
+            origins,
         })
+    }
+
+    /// The API's origin and the trusted ones: where credentials and next pages may go.
+    pub fn origins(&self) -> &Allowed {
+        &self.origins
     }
 
     /// Masks secrets (configured and learnt) in a text.
@@ -260,50 +281,13 @@ impl Http {
         who: &str,
         never: &[u16],
     ) -> Result<Result<Incoming, Failure>, Failure> {
-        let mut rb = self.client.request(req.method.clone(), req.url.clone());
-        for (k, v) in &req.headers {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
-        if let Some(body) = &req.body {
-            rb = rb
-                .header("content-type", "application/json")
-                .body(body.clone());
-        }
-        let rb = match self.creds.apply(rb, &self.client, &req.url).await {
-            Ok((rb, fresh)) => {
-                if let (Some(t), Ok(mut r)) = (fresh, self.redactor.write()) {
-                    r.add(&t);
-                }
-                rb
-            }
-            Err(e) => {
-                let failure = Failure {
-                    reason: self.redact(&e.message),
-                    status: None,
-                    dictated: None,
-                    snippet: String::new(),
-                };
-                return if e.fatal {
-                    Err(failure)
-                } else {
-                    Ok(Err(failure))
-                };
-            }
-        };
-        let resp = match rb.send().await {
+        let (resp, url) = match self.follow(req, shown).await {
             Ok(r) => r,
-            Err(e) => {
-                return Ok(Err(Failure {
-                    reason: format!("{shown}: {}", self.redact(&transport(&e))),
-                    status: None,
-                    dictated: None,
-                    snippet: String::new(),
-                }));
-            }
+            Err(redirect::Stop::Retry(f)) => return Ok(Err(f)),
+            Err(redirect::Stop::Fatal(f)) => return Err(f),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let url = resp.url().clone();
         let now = SystemTime::now();
         let budget = retry_after::parse_budget(&headers, &self.rate, now);
         if let Some(p) = self.limiter.observe(budget) {

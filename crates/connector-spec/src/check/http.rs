@@ -56,6 +56,18 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             }
         }
     }
+    for (i, origin) in http.trusted_origins.iter().enumerate() {
+        if let Err(why) = origin_problem(origin) {
+            cx.error(
+                cx.value(&format!("/http/trusted_origins/{i}")),
+                format!("trusted origin `{origin}` {why}"),
+                Some(
+                    "write only scheme, host and port, e.g. `https://files.example.com` or `https://api2.example.com:8443`"
+                        .into(),
+                ),
+            );
+        }
+    }
     paths::duration(cx, "/http/timeout", &http.timeout);
     let retry = &http.retry;
     paths::duration(cx, "/http/retry/initial", &retry.initial);
@@ -73,5 +85,66 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             ),
             None,
         );
+    }
+}
+
+/// Why a `trusted_origins` entry is not a bare http(s) origin, if it is not.
+pub(crate) fn origin_problem(text: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(text.trim()).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("is not an http:// or https:// origin");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("carries a user name or password");
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err("has a path, query or fragment; an origin is scheme, host and port only");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_problem;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for ok in [
+            "https://files.example.com",
+            "https://files.example.com/",
+            "http://127.0.0.2:8080",
+            "https://[::1]:8443",
+        ] {
+            assert_eq!(origin_problem(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "files.example.com",
+            "ftp://files.example.com",
+            "file:///etc",
+            "https://files.example.com/v1",
+            "https://files.example.com?x=1",
+            "https://u:p@files.example.com",
+            "https://files.example.com:99999",
+            "https://",
+        ] {
+            assert!(origin_problem(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_trusted_origin_is_reported_at_its_position() {
+        let text = "version: 1\nname: t\nhttp:\n  base_url: https://x\n  trusted_origins:\n    - https://ok.example.com\n    - https://files.example.com/v1\nstreams:\n  a: { path: /a, records: $ }\n";
+        let err = crate::load::load_str(std::path::Path::new("t.yaml"), text).unwrap_err();
+        let d: Vec<_> = err
+            .diagnostics
+            .iter()
+            .map(|d| (d.location.line, d.location.col, d.message.as_str()))
+            .collect();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].0, d[0].1), (7, 7), "{d:?}");
+        assert!(d[0].2.contains("https://files.example.com/v1"), "{d:?}");
     }
 }
