@@ -194,6 +194,44 @@ pub fn serve(handler: impl Fn(&Logged) -> Reply + Send + Sync + 'static) -> Serv
     }
 }
 
+/// [`serve`] on another loopback address, e.g. `127.0.0.2` (on Linux every 127.x.y.z is
+/// loopback and a distinct origin): a second host for cross-origin tests. Port 0.
+pub fn serve_on(ip: &str, handler: impl Fn(&Logged) -> Reply + Send + Sync + 'static) -> Server {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let shared = Shared {
+        log: log.clone(),
+        handler: Arc::new(handler),
+    };
+    let app = Router::new().fallback(handle).with_state(shared);
+    let bind = format!("{ip}:0");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(&bind).await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("test server did not start");
+    Server {
+        addr,
+        log,
+        stop: Some(stop_tx),
+    }
+}
+
 async fn handle(State(st): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 16 << 20)
