@@ -114,10 +114,18 @@ pub struct Http {
     /// Which failures are retried, and how long to back off.
     #[serde(default)]
     pub retry: Retry,
+    /// Largest response body accepted, in bytes after decompression; a larger one fails the request.
+    #[serde(default = "default_max_response")]
+    #[schemars(range(min = 1))]
+    pub max_response_bytes: u64,
 }
 
 fn default_timeout() -> Duration {
     Duration::new("30s")
+}
+
+fn default_max_response() -> u64 {
+    256 * 1024 * 1024
 }
 
 /// How requests are authenticated.
