@@ -19,6 +19,10 @@ use crate::state::{StateStore, StreamState};
 use crate::stats::Stats;
 use crate::window::{Inc, Window, digest, has_incremental_ancestor};
 
+/// Lines gathered before they are written, within a page: large enough that a typical
+/// page goes out in one write, small enough that a huge page is not held twice.
+const FLUSH_AT: usize = 4 * 1024 * 1024;
+
 /// A message from a parent stream to its children.
 #[derive(Debug, Clone)]
 pub enum ParentMsg {
@@ -229,6 +233,22 @@ impl StreamRun {
             .map_err(|e| StreamError(e.to_string()))
     }
 
+    /// Writes complete lines to the output and empties `buf`.
+    fn write_out(&self, buf: &mut Vec<u8>) -> Result<(), StreamError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self
+            .sink
+            .lock()
+            .map_err(|_| StreamError("output lock poisoned".into()))?;
+        guard
+            .write(buf)
+            .map_err(|e| StreamError(format!("cannot write the output: {e}")))?;
+        buf.clear();
+        Ok(())
+    }
+
     /// Tells the children the parent is over.
     pub async fn end_children(&self, ok: bool) {
         for c in &self.children {
@@ -435,21 +455,18 @@ impl StreamRun {
                     write_line(&mut buf, raw, &extra);
                 }
                 written += 1;
+                // A huge page's lines go out as they are made: one copy of the page
+                // (the body) in memory, not two.
+                if buf.len() >= FLUSH_AT {
+                    self.write_out(&mut buf)?;
+                }
                 if let Some(v) = value
                     && !self.children.is_empty()
                 {
                     parents.push(Arc::new(v));
                 }
             }
-            if !buf.is_empty() {
-                let mut guard = self
-                    .sink
-                    .lock()
-                    .map_err(|_| StreamError("output lock poisoned".into()))?;
-                guard
-                    .write(&buf)
-                    .map_err(|e| StreamError(format!("cannot write the output: {e}")))?;
-            }
+            self.write_out(&mut buf)?;
             Stats::add(&self.stats.records, written);
             // Reached exactly at the page's end: no further page is needed.
             if self.limit.is_some_and(|l| self.written.load(Relaxed) >= l) {

@@ -117,10 +117,18 @@ pub struct Http {
     /// Other origins treated as the API's own, e.g. `https://files.example.com`: next pages may go there and carry the credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_origins: Vec<String>,
+    /// Largest response body accepted, in bytes after decompression; a larger one fails the request.
+    #[serde(default = "default_max_response")]
+    #[schemars(range(min = 1))]
+    pub max_response_bytes: u64,
 }
 
 fn default_timeout() -> Duration {
     Duration::new("30s")
+}
+
+fn default_max_response() -> u64 {
+    256 * 1024 * 1024
 }
 
 /// How requests are authenticated.

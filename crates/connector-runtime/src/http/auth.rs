@@ -14,6 +14,9 @@ use crate::render::{RenderError, render};
 /// Refresh an OAuth2 token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
+/// Largest OAuth2 token response read: a token response is a few hundred bytes.
+const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
+
 /// The rendered credentials of a connector.
 #[derive(Debug)]
 pub enum Credentials {
@@ -209,13 +212,26 @@ impl OAuth2 {
                 fatal: true,
             });
         }
-        let body = resp.bytes().await.map_err(|e| {
-            TokenError::transient(format!(
-                "OAuth2 token response from {} was cut short: {}",
-                self.token_url,
-                e.without_url()
-            ))
-        })?;
+        let body = match super::body::read_limited(resp, MAX_TOKEN_RESPONSE).await {
+            Ok(b) => b,
+            Err(super::body::BodyError::TooLarge { limit }) => {
+                return Err(TokenError {
+                    message: format!(
+                        "OAuth2 token response from {} is larger than {}: not a token response",
+                        self.token_url,
+                        super::body::show_bytes(limit)
+                    ),
+                    fatal: true,
+                });
+            }
+            Err(super::body::BodyError::Cut(e)) => {
+                return Err(TokenError::transient(format!(
+                    "OAuth2 token response from {} was cut short: {}",
+                    self.token_url,
+                    e.without_url()
+                )));
+            }
+        };
         if !status.is_success() {
             let refused = status.is_client_error() && status.as_u16() != 429;
             let message = if refused {

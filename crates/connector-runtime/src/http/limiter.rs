@@ -3,6 +3,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -36,7 +37,19 @@ pub struct Limiter {
     /// Waiters for the ceiling, served first come first served.
     queue: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<(Instant, Pause)>>,
+    /// Pauses started so far: a pause that is extended while closed is the same pause,
+    /// announced once however many requests wait in it.
+    pauses: AtomicU64,
     floor: u64,
+}
+
+/// The gate is closed for longer than the caller may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong {
+    /// How long the gate stays closed from now.
+    pub wait: Duration,
+    /// Why it is closed.
+    pub why: Pause,
 }
 
 /// Why a request had to wait before it was sent.
@@ -82,15 +95,17 @@ impl Limiter {
             ceiling,
             queue: tokio::sync::Mutex::new(()),
             paused_until: Mutex::new(None),
+            pauses: AtomicU64::new(0),
             floor,
         }
     }
 
-    /// Waits until a request may go; returns what was waited for and how long.
-    pub async fn acquire(&self) -> Vec<(Hold, Duration)> {
+    /// Waits until a request may go; returns what was waited for and how long, or, at
+    /// once, how long the gate stays closed when that is more than `within`.
+    pub async fn acquire(&self, within: Duration) -> Result<Vec<(Hold, Duration)>, TooLong> {
         let mut held = Vec::new();
         loop {
-            self.gate(&mut held).await;
+            self.gate(&mut held, within).await?;
             let Some(c) = &self.ceiling else { break };
             let start = Instant::now();
             {
@@ -112,7 +127,7 @@ impl Limiter {
                 break;
             }
         }
-        held
+        Ok(held)
     }
 
     /// Whether the gate is closed now.
@@ -124,32 +139,56 @@ impl Limiter {
             .is_some_and(|(t, _)| t > Instant::now())
     }
 
-    /// Sleeps while the gate is closed.
-    async fn gate(&self, held: &mut Vec<(Hold, Duration)>) {
+    /// Sleeps while the gate is closed; refuses at once a closure longer than what is
+    /// left of `within`.
+    async fn gate(
+        &self,
+        held: &mut Vec<(Hold, Duration)>,
+        within: Duration,
+    ) -> Result<(), TooLong> {
         loop {
             let until = self.paused_until.lock().ok().and_then(|g| *g);
             match until {
                 Some((t, why)) if t > Instant::now() => {
                     let start = Instant::now();
+                    let spent: Duration = held.iter().map(|(_, d)| *d).sum();
+                    let wait = t - start;
+                    if wait > within.saturating_sub(spent) {
+                        return Err(TooLong { wait, why });
+                    }
                     tokio::time::sleep_until(t).await;
                     held.push((Hold::Paused(why), start.elapsed()));
                 }
-                _ => break,
+                _ => return Ok(()),
             }
         }
     }
 
-    /// Closes the gate for everyone for `d` (e.g. after a `Retry-After`).
-    pub fn pause_for(&self, d: Duration, why: Pause) {
-        let until = Instant::now() + d;
-        if let Ok(mut g) = self.paused_until.lock()
-            && g.is_none_or(|(cur, _)| cur < until)
-        {
+    /// Closes the gate for everyone for `d` (e.g. after a `Retry-After`); true when this
+    /// started a pause (the gate was open), false when it extended or fell within one.
+    pub fn pause_for(&self, d: Duration, why: Pause) -> bool {
+        let now = Instant::now();
+        let until = now + d;
+        let Ok(mut g) = self.paused_until.lock() else {
+            return false;
+        };
+        let started = g.is_none_or(|(cur, _)| cur <= now) && until > now;
+        if g.is_none_or(|(cur, _)| cur < until) {
             *g = Some((until, why));
         }
+        if started {
+            self.pauses.fetch_add(1, Ordering::Relaxed);
+        }
+        started
     }
 
-    /// Learns from a response's budget; returns the pause it started, if any.
+    /// How many pauses have started (an extended pause counts once).
+    pub fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
+    }
+
+    /// Learns from a response's budget; returns the pause it started, if it started one
+    /// (several responses reporting the same spent budget make one pause).
     pub fn observe(&self, budget: Budget) -> Option<Duration> {
         match budget {
             Budget {
@@ -158,8 +197,7 @@ impl Limiter {
             } if r <= self.floor && !reset.is_zero() => {
                 // A little past the reset, so the first request lands in the new window.
                 let d = reset + Duration::from_millis(50);
-                self.pause_for(d, Pause::Budget);
-                Some(d)
+                self.pause_for(d, Pause::Budget).then_some(d)
             }
             _ => None,
         }
@@ -169,6 +207,8 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FOREVER: Duration = Duration::MAX;
 
     #[tokio::test(start_paused = true)]
     async fn ceiling_is_shared_and_runs_on_tokio_time() {
@@ -182,7 +222,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut at = Vec::new();
                 for _ in 0..10 {
-                    l.acquire().await;
+                    l.acquire(FOREVER).await.unwrap();
                     at.push(Instant::now() - start);
                 }
                 at
@@ -212,14 +252,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn gate_holds_everyone_until_reset() {
         let l = Limiter::new(None, 1, 0);
-        assert!(l.acquire().await.is_empty());
+        assert!(l.acquire(FOREVER).await.unwrap().is_empty());
         let started = Instant::now();
         let paused = l.observe(Budget {
             remaining: Some(0),
             reset_in: Some(Duration::from_secs(2)),
         });
         assert!(paused.is_some());
-        let held = l.acquire().await;
+        let held = l.acquire(FOREVER).await.unwrap();
         assert_eq!(held.len(), 1);
         assert!(started.elapsed() >= Duration::from_secs(2));
         assert!(
@@ -229,5 +269,60 @@ mod tests {
             })
             .is_none()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_pause_however_many_requests_wait_in_it() {
+        let l = std::sync::Arc::new(Limiter::new(None, 1, 0));
+        // Eight requests get a 429 at once: the first closes the gate, the others extend it.
+        let started: Vec<bool> = (0..8)
+            .map(|i| l.pause_for(Duration::from_millis(1000 + i), Pause::RetryAfter))
+            .collect();
+        assert_eq!(started.iter().filter(|s| **s).count(), 1);
+        assert!(started[0]);
+        // Eight more responses report the same spent budget: still the same pause.
+        let spent = Budget {
+            remaining: Some(0),
+            reset_in: Some(Duration::from_secs(1)),
+        };
+        assert!((0..8).all(|_| l.observe(spent).is_none()));
+        assert_eq!(l.pauses(), 1);
+        let mut waiters = Vec::new();
+        for _ in 0..8 {
+            let l = l.clone();
+            waiters.push(tokio::spawn(
+                async move { l.acquire(FOREVER).await.unwrap() },
+            ));
+        }
+        for w in waiters {
+            let held = w.await.unwrap();
+            assert!(matches!(held[..], [(Hold::Paused(_), _)]), "{held:?}");
+        }
+        assert_eq!(l.pauses(), 1, "waiting is not pausing again");
+        // Once the gate has opened, the next spent budget is a new pause.
+        assert!(l.observe(spent).is_some());
+        assert_eq!(l.pauses(), 2);
+        // A zero wait closes nothing.
+        let l = Limiter::new(None, 1, 0);
+        assert!(!l.pause_for(Duration::ZERO, Pause::RetryAfter));
+        assert_eq!(l.pauses(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_caller_may_wait_is_refused_at_once() {
+        let l = Limiter::new(None, 1, 0);
+        l.observe(Budget {
+            remaining: Some(0),
+            reset_in: Some(Duration::from_secs(3600)),
+        });
+        let start = Instant::now();
+        let err = l.acquire(Duration::from_secs(300)).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::ZERO, "nothing was waited");
+        assert_eq!(err.why, Pause::Budget);
+        assert!(err.wait > Duration::from_secs(3600), "{err:?}");
+        // Within the allowance it waits.
+        let held = l.acquire(Duration::from_secs(4000)).await.unwrap();
+        assert!(matches!(held[..], [(Hold::Paused(Pause::Budget), _)]));
+        assert!(start.elapsed() >= Duration::from_secs(3600));
     }
 }

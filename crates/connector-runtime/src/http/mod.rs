@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod body;
 pub mod limiter;
 pub mod redirect;
 pub mod retry_after;
@@ -20,7 +21,7 @@ use crate::redact::Redactor;
 use crate::render::{RenderError, render};
 use crate::stats::Stats;
 use auth::Credentials;
-use limiter::{Hold, Limiter, Pause};
+use limiter::{Hold, Limiter, Pause, TooLong};
 
 /// Bytes of a failed response's body quoted in the error.
 const SNIPPET: usize = 200;
@@ -85,6 +86,8 @@ pub struct Http {
     auth_keys: Vec<String>,
     /// Where credentials may go: the base URL's origin and `http.trusted_origins`.
     origins: Allowed,
+    /// `http.max_response_bytes`: the most decoded bytes one response may bring.
+    max_response: u64,
 }
 
 /// What went wrong with one attempt, for the log line and the final error.
@@ -138,6 +141,7 @@ impl Http {
             redactor: RwLock::new(redactor),
             auth_keys: auth_config_keys(spec),
             origins,
+            max_response: spec.http.max_response_bytes,
         })
     }
 
@@ -195,11 +199,26 @@ impl Http {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            for (hold, d) in self.limiter.acquire().await {
+            let allowed = self.retry.max_total.saturating_sub(waited_total);
+            let held = match self.limiter.acquire(allowed).await {
+                Ok(held) => held,
+                Err(TooLong { wait, why }) => {
+                    return Err(HttpError {
+                        message: format!(
+                            "{shown}: {}",
+                            self.too_long(wait, waited_total, why.describe())
+                        ),
+                        status: None,
+                        attempts: attempt - 1,
+                    });
+                }
+            };
+            for (hold, d) in held {
                 stats.waited(d);
                 waited_total += d;
+                // The pause was announced once when it started, not once per waiter.
                 if let Hold::Paused(why) = hold {
-                    tracing::info!("{who}: waited {:.1}s: {}", d.as_secs_f64(), why.describe());
+                    tracing::debug!("{who}: waited {:.1}s: {}", d.as_secs_f64(), why.describe());
                 }
             }
             Stats::add(&stats.requests, 1);
@@ -230,6 +249,25 @@ impl Http {
                 } else {
                     format!("{attempt} attempts")
                 };
+                let body = if failure.snippet.is_empty() {
+                    String::new()
+                } else {
+                    format!("; body: {}", failure.snippet)
+                };
+                if let (Some(d), false) = (failure.dictated, attempt >= self.retry.max_attempts) {
+                    return Err(HttpError {
+                        message: format!(
+                            "{shown}: {}{body}",
+                            self.too_long(
+                                d,
+                                waited_total,
+                                &format!("gave up after {tries}; last: {}", failure.reason)
+                            ),
+                        ),
+                        status: failure.status,
+                        attempts: attempt,
+                    });
+                }
                 let why = if attempt >= self.retry.max_attempts {
                     String::new()
                 } else {
@@ -238,11 +276,6 @@ impl Http {
                         wait.as_secs_f64(),
                         self.retry.max_total.as_secs_f64()
                     )
-                };
-                let body = if failure.snippet.is_empty() {
-                    String::new()
-                } else {
-                    format!("; body: {}", failure.snippet)
                 };
                 return Err(HttpError {
                     message: format!(
@@ -254,22 +287,44 @@ impl Http {
                     attempts: attempt,
                 });
             }
-            if failure.dictated.is_some() {
-                // The API asked everyone to wait, not only this request.
-                self.limiter.pause_for(wait, Pause::RetryAfter);
-            }
-            tracing::warn!(
+            // The API asked everyone to wait, not only this request: one pause for the
+            // connector, announced by the request that started it.
+            let joined =
+                failure.dictated.is_some() && !self.limiter.pause_for(wait, Pause::RetryAfter);
+            let line = format!(
                 "{who}: {}, waiting {:.1}s, attempt {}/{}",
                 failure.reason,
                 wait.as_secs_f64(),
                 attempt + 1,
                 self.retry.max_attempts
             );
+            if joined {
+                tracing::debug!("{line}");
+            } else {
+                tracing::warn!("{line}");
+            }
             Stats::add(&stats.retries, 1);
             stats.waited(wait);
             waited_total += wait;
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Why a wait the API dictated is not waited: it passes what is left of `retry.max_total`.
+    fn too_long(&self, wait: Duration, waited: Duration, context: &str) -> String {
+        let max = secs(self.retry.max_total);
+        let allows = if waited.is_zero() {
+            format!("more than retry.max_total ({max}) allows")
+        } else {
+            format!(
+                "more than is left of retry.max_total ({max}, {} waited already)",
+                secs(waited)
+            )
+        };
+        format!(
+            "the API asked to wait {}, {allows}; {context}; not waiting: raise http.retry.max_total to wait that long, or run again later",
+            secs(wait)
+        )
     }
 
     /// One attempt: Ok(Ok) success, Ok(Err) retryable failure, Err fatal failure.
@@ -297,9 +352,10 @@ impl Http {
                 p.as_secs_f64()
             );
         }
-        let body = match resp.bytes().await {
+        let body = match body::read_limited(resp, self.max_response).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(body::BodyError::TooLarge { limit }) => return Err(too_large(shown, limit)),
+            Err(body::BodyError::Cut(e)) => {
                 return Ok(Err(Failure {
                     reason: format!(
                         "{shown}: the response body was cut short ({})",
@@ -369,6 +425,29 @@ impl Http {
             dictated: None,
             snippet: String::new(),
         })
+    }
+}
+
+/// A duration for people: `3600s`, `1.5s`.
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 || d >= Duration::from_secs(100) {
+        format!("{}s", d.as_secs_f64().round())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The fatal failure of a body over `http.max_response_bytes`. No status: what the
+/// response meant is unknown without its body (a 401 must not fetch a token again).
+fn too_large(shown: &str, limit: u64) -> Failure {
+    Failure {
+        reason: format!(
+            "{shown}: the response body is larger than http.max_response_bytes, {} (counted after decompression); not retried: raise http.max_response_bytes if pages really are this large, or ask the API for smaller pages",
+            body::show_bytes(limit)
+        ),
+        status: None,
+        dictated: None,
+        snippet: String::new(),
     }
 }
 
