@@ -2,6 +2,16 @@
 
 use url::Url;
 
+/// Secrets shorter than this many characters are not masked in free text: masking a
+/// one- or two-letter value would mangle every line (and the pattern of the masks would
+/// give the value away). Such a secret draws a warning at the start of a run instead.
+pub const MIN_MASKED_CHARS: usize = 4;
+
+/// Whether a secret is too short to be masked in free text (see [`MIN_MASKED_CHARS`]).
+pub fn too_short_to_mask(secret: &str) -> bool {
+    secret.chars().count() < MIN_MASKED_CHARS
+}
+
 /// Replaces every known secret (and its URL-encoded form) with `***`.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -9,10 +19,10 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for these secret values; empty values are ignored.
+    /// A redactor for these secret values; values too short to mask are left out.
     pub fn new(secrets: Vec<String>) -> Self {
         let mut needles = Vec::new();
-        for s in secrets.into_iter().filter(|s| !s.is_empty()) {
+        for s in secrets.into_iter().filter(|s| !too_short_to_mask(s)) {
             let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
             if encoded != s {
                 needles.push(encoded);
@@ -26,7 +36,7 @@ impl Redactor {
 
     /// Adds a secret learnt at run time, such as an OAuth2 access token.
     pub fn add(&mut self, secret: &str) {
-        if !secret.is_empty() && !self.needles.iter().any(|n| n == secret) {
+        if !too_short_to_mask(secret) && !self.needles.iter().any(|n| n == secret) {
             self.needles.push(secret.to_owned());
             self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         }
@@ -80,5 +90,12 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("x=1"), "{shown}");
+    }
+
+    #[test]
+    fn short_secrets_are_not_masked_in_free_text() {
+        let r = Redactor::new(vec!["abc".into(), "abcd".into()]);
+        assert_eq!(r.redact("abc abcd"), "abc ***");
+        assert!(too_short_to_mask("é") && !too_short_to_mask("éééé"));
     }
 }
