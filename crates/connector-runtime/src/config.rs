@@ -13,6 +13,8 @@ use crate::redact::Redactor;
 pub struct ResolvedConfig {
     values: Map<String, Value>,
     redactor: Redactor,
+    /// Secret keys whose values are too short to mask.
+    short_secrets: Vec<String>,
 }
 
 /// A configuration value is missing, unknown or of the wrong type.
@@ -106,6 +108,7 @@ impl ResolvedConfig {
 
         let mut values = Map::new();
         let mut secrets = Vec::new();
+        let mut short_secrets = Vec::new();
         for (key, decl) in &spec.config {
             let value = match given.remove(key) {
                 Some(v) => {
@@ -141,6 +144,9 @@ impl ResolvedConfig {
             if decl.secret
                 && let Some(s) = value.as_str()
             {
+                if !s.is_empty() && crate::redact::too_short_to_mask(s) {
+                    short_secrets.push(key.clone());
+                }
                 secrets.push(s.to_owned());
             }
             values.insert(key.clone(), value);
@@ -148,6 +154,7 @@ impl ResolvedConfig {
         Ok(Self {
             values,
             redactor: Redactor::new(secrets),
+            short_secrets,
         })
     }
 
@@ -166,6 +173,19 @@ impl ResolvedConfig {
     /// Masks every secret value in a text.
     pub fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
+    }
+
+    /// One warning per secret too short to be masked (the value itself is never shown).
+    pub fn warnings(&self) -> Vec<String> {
+        self.short_secrets
+            .iter()
+            .map(|k| {
+                format!(
+                    "config.{k} is a secret of fewer than {} characters: too short to mask safely, so it is not masked in logs and errors; use the real credential",
+                    crate::redact::MIN_MASKED_CHARS
+                )
+            })
+            .collect()
     }
 
     /// The redactor for this configuration's secrets.
@@ -309,9 +329,16 @@ streams: {}
         assert_eq!(c.values()["api_key"], "from-env");
         assert_eq!(c.values()["pages"], 7);
         assert_eq!(c.values()["base_url"], "http://x");
-        let c = ResolvedConfig::resolve(&s, None, &["api_key=cli".into()], &env).unwrap();
-        assert_eq!(c.values()["api_key"], "cli");
-        assert_eq!(c.redact("token cli here"), "token *** here");
+        let c = ResolvedConfig::resolve(&s, None, &["api_key=clikey".into()], &env).unwrap();
+        assert_eq!(c.values()["api_key"], "clikey");
+        assert_eq!(c.redact("token clikey here"), "token *** here");
+        assert!(c.warnings().is_empty());
+        let c = ResolvedConfig::resolve(&s, None, &["api_key=k3y".into()], &env).unwrap();
+        let w = c.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("config.api_key") && !w[0].contains("k3y"),
+            "{w:?}"
+        );
     }
 
     #[test]

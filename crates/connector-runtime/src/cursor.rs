@@ -85,7 +85,9 @@ impl CursorKind {
                 match (pa, pb) {
                     (Ok(x), Ok(y)) => Ok(x.cmp(&y)),
                     _ => Err(CursorError(format!(
-                        "cursor values `{a}` and `{b}` are not both integers"
+                        "cursor values `{}` and `{}` are not both integers",
+                        show(a),
+                        show(b)
                     ))),
                 }
             }
@@ -99,7 +101,8 @@ impl CursorKind {
 
     fn bad_datetime(&self, s: &str) -> CursorError {
         CursorError(format!(
-            "cursor value `{s}` is not a date-time{}; set incremental.cursor_type or incremental.format",
+            "cursor value `{}` is not a date-time{}; set incremental.cursor_type or incremental.format",
+            show(s),
             if self.format.is_some() {
                 " in incremental.format"
             } else {
@@ -116,17 +119,30 @@ impl CursorKind {
         match self.kind {
             CursorType::String => Ok(v.to_owned()),
             CursorType::Integer => {
-                let x = v
-                    .trim()
-                    .parse::<i128>()
-                    .map_err(|_| CursorError(format!("cursor value `{v}` is not an integer")))?;
-                Ok(
-                    (x - i128::from(u32::try_from(lookback.as_secs()).unwrap_or(u32::MAX)))
-                        .to_string(),
-                )
+                let x = v.trim().parse::<i128>().map_err(|_| {
+                    CursorError(format!("cursor value `{}` is not an integer", show(v)))
+                })?;
+                // The value comes from the API: an edge of i128 must not panic or wrap.
+                x.checked_sub(i128::from(lookback.as_secs()))
+                    .map(|v| v.to_string())
+                    .ok_or_else(|| {
+                        CursorError(format!(
+                            "cursor value `{}` minus the lookback overflows",
+                            show(v)
+                        ))
+                    })
             }
             CursorType::Datetime => {
-                let t = self.datetime(v).ok_or_else(|| self.bad_datetime(v))? - lookback;
+                let t = self
+                    .datetime(v)
+                    .ok_or_else(|| self.bad_datetime(v))?
+                    .checked_sub(time::Duration::try_from(lookback).unwrap_or(time::Duration::MAX))
+                    .ok_or_else(|| {
+                        CursorError(format!(
+                            "cursor value `{}` minus the lookback is out of range",
+                            show(v)
+                        ))
+                    })?;
                 let out = match &self.format {
                     Some(f) => t.format(f),
                     None => t.format(&Rfc3339),
@@ -135,6 +151,11 @@ impl CursorKind {
             }
         }
     }
+}
+
+/// A cursor value from the API, fit for a message.
+fn show(v: &str) -> String {
+    crate::printable::api_text(v)
 }
 
 #[cfg(test)]
@@ -201,5 +222,17 @@ mod tests {
             c.read(&serde_json::json!({"updated_at": 5})),
             Some("5".into())
         );
+    }
+
+    #[test]
+    fn lookback_at_the_edges_is_an_error_not_a_panic() {
+        let k = CursorKind::new(&inc(CursorType::Integer, None)).unwrap();
+        let min = i128::MIN.to_string();
+        let e = k.minus(&min, Duration::from_secs(60)).unwrap_err();
+        assert!(e.0.contains("overflows"), "{e}");
+        let e = k.minus("1\n\u{1b}x", Duration::from_secs(60)).unwrap_err();
+        assert!(e.0.contains("1\\n\\u{1b}x"), "{e}");
+        let k = CursorKind::new(&inc(CursorType::Datetime, None)).unwrap();
+        assert!(k.minus("0001-01-01T00:00:00Z", Duration::MAX).is_err());
     }
 }

@@ -30,6 +30,9 @@ pub struct SetupError(pub String);
 impl Engine {
     /// Builds the engine; renders the credentials with the configuration.
     pub fn new(spec: Spec, config: ResolvedConfig, out_dir: PathBuf) -> Result<Self, SetupError> {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
         let ctx = config.context();
         let http = Http::new(&spec, &ctx, config.redactor().clone())
             .map_err(|e| SetupError(config.redact(&e.to_string())))?;

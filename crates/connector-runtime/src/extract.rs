@@ -3,6 +3,10 @@
 //! For simple record paths (`$.a.b[*]`, `$[*]`) the body is parsed once and each record
 //! is kept as borrowed raw JSON: no tree per record, no re-serialisation, numbers and
 //! key order exactly as sent. Other paths go through the general JSONPath engine.
+//!
+//! Both paths treat the two things serde_json's modes disagree on the same way (see
+//! `json_scan`): a lone surrogate escape refuses the page; a duplicate key makes the last
+//! value win, so a page holding one goes through the general path.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -97,7 +101,23 @@ impl Extractor {
                 crate::http::snippet(body)
             ),
         };
-        if let Some(fields) = &self.fast {
+        // Both paths must agree on what serde_json's two modes treat differently.
+        let scan = crate::json_scan::scan(body);
+        if let Some(at) = scan.lone_surrogate {
+            return Err(ExtractError::new(format!(
+                "the body holds a lone UTF-16 surrogate escape `{}` at byte {at} of {} (content-type: {}): \
+                 JSON text with an unpaired surrogate cannot be written as UTF-8, so the page is refused; first bytes: {}",
+                crate::printable::api_text(&String::from_utf8_lossy(
+                    &body[at..body.len().min(at + 6)]
+                )),
+                body.len(),
+                show_type(content_type),
+                crate::http::snippet(body)
+            )));
+        }
+        // A duplicate key anywhere: the general path, where the last value wins
+        // everywhere, records and metadata alike.
+        if let Some(fields) = self.fast.as_ref().filter(|_| !scan.duplicate_keys) {
             let mut out = Vec::new();
             let mut de = serde_json::Deserializer::from_str(text);
             let walked = Walk {
@@ -417,5 +437,76 @@ mod tests {
                 .unwrap_err()
                 .cut_short
         );
+    }
+
+    /// The simple path (fast) and a filter (general) over the same body.
+    fn both(body: &str) -> [Result<Vec<String>, String>; 2] {
+        let fast = Extractor::new(&JsonPath::new("$.data[*]"), &[&JsonPath::new("$.next")]);
+        let general = Extractor::new(&JsonPath::new("$.data[?@.id]"), &[&JsonPath::new("$.next")]);
+        assert!(fast.is_fast() && !general.is_fast());
+        [fast, general].map(|ex| match ex.page(body.as_bytes(), "application/json") {
+            Ok(page) => {
+                let mut buf = Vec::new();
+                for r in &page.records {
+                    write_line(&mut buf, r, &[]);
+                }
+                let next = JsonPath::new("$.next").first(&page.meta).unwrap().cloned();
+                let mut l: Vec<String> = String::from_utf8(buf)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
+                l.push(format!("next={}", next.unwrap_or(Value::Null)));
+                Ok(l)
+            }
+            Err(e) => Err(e.message),
+        })
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins_on_both_paths() {
+        let cases = [
+            r#"{"data":[{"id":1,"id":2,"x":"a"}],"next":"c"}"#,
+            r#"{"data":[{"id":1}],"next":"c1","next":"c2"}"#,
+            r#"{"data":[{"id":1}],"data":[{"id":2}],"next":null}"#,
+            r#"{"data":[{"id":1,"o":{"k":1,"k":2}}]}"#,
+        ];
+        let want = [
+            vec![r#"{"id":2,"x":"a"}"#, r#"next="c""#],
+            vec![r#"{"id":1}"#, r#"next="c2""#],
+            vec![r#"{"id":2}"#, "next=null"],
+            vec![r#"{"id":1,"o":{"k":2}}"#, "next=null"],
+        ];
+        for (body, want) in cases.iter().zip(want) {
+            let [fast, general] = both(body);
+            assert_eq!(fast, general, "{body}");
+            assert_eq!(fast.unwrap(), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn lone_surrogates_refused_on_both_paths() {
+        for body in [
+            r#"{"data":[{"id":1,"s":"\ud800"}]}"#,
+            r#"{"data":[{"id":1,"\udc00":1}]}"#,
+            r#"{"data":[{"id":1}],"next":"\ud800x"}"#,
+        ] {
+            let [fast, general] = both(body);
+            assert_eq!(fast, general, "{body}");
+            let e = fast.unwrap_err();
+            assert!(
+                e.contains("lone UTF-16 surrogate") && e.contains("byte "),
+                "{e}"
+            );
+        }
+        // A proper pair is fine and kept byte for byte on the fast path.
+        let [fast, _] = both(r#"{"data":[{"id":1,"s":"\ud83d\ude00"}]}"#);
+        assert_eq!(fast.unwrap()[0], r#"{"id":1,"s":"\ud83d\ude00"}"#);
+        // A body cut inside a pair is still "cut short", worth fetching again.
+        let ex = Extractor::new(&JsonPath::new("$.data[*]"), &[]);
+        let e = ex
+            .page(br#"{"data":[{"s":"\ud83d"#, "application/json")
+            .unwrap_err();
+        assert!(e.cut_short, "{}", e.message);
     }
 }

@@ -7,6 +7,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::printable;
+
 /// Where the next request goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -154,8 +156,8 @@ impl Paginator {
         count: usize,
         request_url: &Url,
     ) -> Result<Step, PaginateError> {
-        self.pages += 1;
-        self.records += count as u64;
+        self.pages = add(self.pages, 1, "the page count")?;
+        self.records = add(self.records, count as u64, "the record count")?;
         if self.pages == 1
             && matches!(
                 self.kind,
@@ -181,7 +183,7 @@ impl Paginator {
                 if (count as u64) < *limit {
                     return Ok(Step::Done(Stop::Short));
                 }
-                self.offset += limit;
+                self.offset = add(self.offset, *limit, "the next offset")?;
                 if let Some(t) = number_at(total.as_ref(), meta)?
                     && self.offset >= t
                 {
@@ -200,8 +202,9 @@ impl Paginator {
                     return Ok(Step::Done(Stop::Short));
                 }
                 if let Some(tp) = number_at(total_pages.as_ref(), meta)? {
-                    // Pages numbered from `start`: the last is start + tp - 1.
-                    if self.page + 1 >= start + tp {
+                    // Pages numbered from `start`: this was page number `page - start + 1`
+                    // of `tp` (so no sum can overflow, whatever the API claims).
+                    if self.page.saturating_sub(*start) + 1 >= tp {
                         return Ok(Step::Done(Stop::Total));
                     }
                 }
@@ -210,7 +213,7 @@ impl Paginator {
                 {
                     return Ok(Step::Done(Stop::Total));
                 }
-                self.page += 1;
+                self.page = add(self.page, 1, "the next page number")?;
                 Ok(Step::Next(Target::Params(self.params())))
             }
             Pagination::Cursor {
@@ -239,7 +242,8 @@ impl Paginator {
                 };
                 let url = request_url.join(&link).map_err(|e| {
                     PaginateError(format!(
-                        "the next page URL `{link}` from {} is not a URL: {e}",
+                        "the next page URL `{}` from {} is not a URL: {e}",
+                        printable::api_text(&link),
                         next.source()
                     ))
                 })?;
@@ -260,7 +264,7 @@ impl Paginator {
         if !self.seen.insert(token.to_owned()) {
             return Err(PaginateError(format!(
                 "the API returned the {what} `{}` a second time (page {}); stopping instead of looping forever",
-                shorten(token),
+                printable::api_text(token),
                 self.pages
             )));
         }
@@ -268,33 +272,76 @@ impl Paginator {
     }
 }
 
-fn shorten(s: &str) -> String {
-    if s.chars().count() > 80 {
-        format!("{}...", s.chars().take(80).collect::<String>())
-    } else {
-        s.to_owned()
+/// `a + b`, or an error naming what overflowed (the API's numbers must not wrap or panic).
+fn add(a: u64, b: u64, what: &str) -> Result<u64, PaginateError> {
+    a.checked_add(b).ok_or_else(|| {
+        PaginateError(format!(
+            "{what} ({a} + {b}) does not fit in 64 bits; stopping instead of wrapping around"
+        ))
+    })
+}
+
+/// The JSON type of a value, in words.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
-/// A number (or numeric string) at a JSONPath.
+/// A count at a JSONPath (a total or a number of pages): a non-negative integer, or a
+/// string holding one. Absent or null: none on this page. Anything else is an error,
+/// never a silent zero or a wrapped-around number.
 fn number_at(path: Option<&JsonPath>, meta: &Value) -> Result<Option<u64>, PaginateError> {
     let Some(path) = path else { return Ok(None) };
     let v = path.first(meta).map_err(|e| PaginateError(e.to_string()))?;
-    Ok(match v {
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    })
+    let bad = |what: String| {
+        PaginateError(format!(
+            "the count at {} is {what}, not a non-negative whole number; check the pagination's `total`/`total_pages` path",
+            path.source()
+        ))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(u) => Ok(Some(u)),
+            // 20.0 is a whole number; 2.5, -1 and 1e30 are not counts.
+            None => match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => {
+                    Ok(Some(f as u64))
+                }
+                _ => Err(bad(format!("the number {n}"))),
+            },
+        },
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(format!("the string \"{}\"", printable::api_text(s)))),
+        Some(other) => Err(bad(type_name(other).to_owned())),
+    }
 }
 
-/// A non-empty string (or number) at a JSONPath.
+/// A non-empty string (or number) at a JSONPath; absent, null or "" means no next page.
+/// Any other type is an error: an object taken as "no cursor" would end a stream early.
 fn string_at(path: &JsonPath, meta: &Value) -> Result<Option<String>, PaginateError> {
     let v = path.first(meta).map_err(|e| PaginateError(e.to_string()))?;
-    Ok(match v {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(PaginateError(format!(
+            "the next page value at {} is {} ({}), not a string or a number; point the path at the cursor or URL itself",
+            path.source(),
+            type_name(other),
+            printable::api_text(&other.to_string())
+        ))),
+    }
 }
 
 /// The target of the first link with relation `rel` in the `Link` header(s), per RFC 8288.
@@ -304,7 +351,7 @@ fn link_target(headers: &HeaderMap, rel: &str, base: &Url) -> Result<Option<Url>
         let links = http_link::parse_link_header(text, base).map_err(|e| {
             PaginateError(format!(
                 "the Link header `{}` does not parse: {e}",
-                shorten(text)
+                printable::api_text(text)
             ))
         })?;
         for link in links {
@@ -517,5 +564,134 @@ mod tests {
             p.advance(&json!([]), &HeaderMap::new(), 0, &url()).unwrap(),
             Step::Done(Stop::Empty)
         );
+    }
+
+    fn cursor_kind() -> Pagination {
+        Pagination::Cursor {
+            next: Some(JsonPath::new("$.meta.next")),
+            next_header: None,
+            param: "cursor".into(),
+            page_size: None,
+            max_pages: None,
+        }
+    }
+
+    #[test]
+    fn cursor_of_the_wrong_type_is_an_error() {
+        let h = HeaderMap::new();
+        for (next, ty) in [
+            (json!({"id": "c2"}), "an object"),
+            (json!(["c2"]), "an array"),
+            (json!(true), "a boolean"),
+        ] {
+            let mut p = Paginator::new(&cursor_kind());
+            let e = p
+                .advance(&json!({"meta": {"next": next}}), &h, 1, &url())
+                .unwrap_err();
+            assert!(e.0.contains("$.meta.next") && e.0.contains(ty), "{e}");
+        }
+        let mut p = Paginator::new(&cursor_kind());
+        assert_eq!(
+            p.advance(&json!({"meta": {"next": ""}}), &h, 1, &url())
+                .unwrap(),
+            Step::Done(Stop::NoNext)
+        );
+        assert!(matches!(
+            p.advance(&json!({"meta": {"next": 42}}), &h, 1, &url())
+                .unwrap(),
+            Step::Next(_)
+        ));
+    }
+
+    #[test]
+    fn repeated_cursor_is_escaped_in_the_error() {
+        let mut p = Paginator::new(&cursor_kind());
+        let h = HeaderMap::new();
+        let meta = json!({"meta": {"next": "c\n\u{1b}[31m"}});
+        p.advance(&meta, &h, 1, &url()).unwrap();
+        let e = p.advance(&meta, &h, 1, &url()).unwrap_err();
+        assert!(e.0.contains("c\\n\\u{1b}[31m"), "{e}");
+        assert!(!e.0.contains('\n') && !e.0.contains('\u{1b}'), "{e}");
+    }
+
+    fn offset_kind(start: u64, limit: u64) -> Pagination {
+        Pagination::Offset {
+            limit,
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            start,
+            total: Some(JsonPath::new("$.total")),
+            max_pages: None,
+        }
+    }
+
+    #[test]
+    fn totals_of_the_wrong_type_or_sign_are_errors() {
+        let h = HeaderMap::new();
+        for (total, shown) in [
+            (json!(-1), "the number -1"),
+            (json!(2.5), "the number 2.5"),
+            (json!(1e30), "the number 1e+30"),
+            (json!("many"), "the string \"many\""),
+            (json!({"n": 1}), "an object"),
+            (json!(false), "a boolean"),
+        ] {
+            let mut p = Paginator::new(&offset_kind(0, 2));
+            let e = p
+                .advance(&json!({"total": total}), &h, 2, &url())
+                .unwrap_err();
+            assert!(e.0.contains("$.total") && e.0.contains(shown), "{e}");
+        }
+        let mut p = Paginator::new(&offset_kind(0, 2));
+        assert!(matches!(
+            p.advance(&json!({"total": "10"}), &h, 2, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert!(matches!(
+            p.advance(&json!({"total": 10.0}), &h, 2, &url()).unwrap(),
+            Step::Next(_)
+        ));
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_wrap() {
+        let h = HeaderMap::new();
+        let mut p = Paginator::new(&offset_kind(u64::MAX - 5, 10));
+        let e = p
+            .advance(&json!({"total": u64::MAX}), &h, 10, &url())
+            .unwrap_err();
+        assert!(
+            e.0.contains("next offset") && e.0.contains("64 bits"),
+            "{e}"
+        );
+
+        // total_pages at the maximum: no sum overflows, paging goes on.
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: 1,
+            size: None,
+            size_param: None,
+            total: None,
+            total_pages: Some(JsonPath::new("$.pages")),
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert!(matches!(
+            p.advance(&json!({"pages": u64::MAX}), &h, 1, &url())
+                .unwrap(),
+            Step::Next(_)
+        ));
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: u64::MAX,
+            size: None,
+            size_param: None,
+            total: None,
+            total_pages: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        let e = p.advance(&json!({}), &h, 1, &url()).unwrap_err();
+        assert!(e.0.contains("next page number"), "{e}");
     }
 }

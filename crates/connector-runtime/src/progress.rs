@@ -112,11 +112,16 @@ impl Reporter for TerminalReporter {
             ));
         }
         if let Some(e) = &o.error {
-            let _ = self.multi.println(format!("error: {}: {e}", o.stream));
+            let _ = self.multi.println(format!(
+                "error: {}: {}",
+                o.stream,
+                crate::printable::escape(e)
+            ));
         }
     }
 
     fn warning(&self, stream: &str, message: &str) {
+        let message = crate::printable::escape(message);
         let _ = self.multi.println(format!("warning: {stream}: {message}"));
     }
 }

@@ -390,6 +390,8 @@ impl StreamRun {
                     .as_object()
                     .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
                     .unwrap_or_default();
+                // The keys are the API's text: escaped, and cut when there are many.
+                let keys = crate::printable::api_text(&keys);
                 self.reporter.warning(
                     &self.name,
                     &format!(

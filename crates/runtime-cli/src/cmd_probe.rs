@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use connector_runtime::engine::Engine;
+use connector_runtime::printable::escape;
 use connector_runtime::probe;
 
 use crate::args::Common;
@@ -32,11 +33,11 @@ pub fn check(common: Common) -> ExitCode {
             ),
             Some(e) => {
                 failed += 1;
-                println!("FAIL  {:<20} {e}", p.stream);
+                println!("FAIL  {:<20} {}", p.stream, escape(e));
             }
         }
         if let Some(w) = &p.warning {
-            println!("      {:<20} warning: {w}", "");
+            println!("      {:<20} warning: {}", "", escape(w));
         }
     }
     println!("{} streams checked, {} failed", probes.len(), failed);
@@ -57,7 +58,7 @@ pub fn discover(common: Common) -> ExitCode {
         eprintln!(
             "warning: {}: {}",
             p.stream,
-            p.error.as_deref().unwrap_or("")
+            escape(p.error.as_deref().unwrap_or(""))
         );
     }
     let doc = probe::catalog(&common.spec, &engine, &probes);

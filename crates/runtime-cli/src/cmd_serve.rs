@@ -31,7 +31,10 @@ pub fn run(common: Common, listen: String, out: Option<PathBuf>) -> ExitCode {
     match crate::block_on(receiver.run(&out_dir, &listen, on_listening, shutdown_signal())) {
         Err(code) => code,
         Ok(Err(e)) => {
-            eprintln!("error: {}", redact(e.to_string()));
+            eprintln!(
+                "error: {}",
+                connector_runtime::printable::escape(&redact(e.to_string()))
+            );
             ExitCode::from(1)
         }
         Ok(Ok(s)) => {

@@ -50,7 +50,7 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         eprintln!(
             "error: stream {} failed: {}",
             o.stream,
-            o.error.as_deref().unwrap_or("")
+            connector_runtime::printable::escape(o.error.as_deref().unwrap_or(""))
         );
     }
     if failed.is_empty() {

@@ -3,9 +3,13 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use connector_runtime::printable;
 use connector_runtime::progress::TerminalReporter;
 use connector_runtime::report::{LogReporter, Reporter};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::field::delimited::Delimited;
+use tracing_subscriber::fmt::format::{FieldFn, Writer, debug_fn};
 
 use crate::args::LogFormat;
 
@@ -27,6 +31,7 @@ pub fn init(format: LogFormat) -> Arc<dyn Reporter> {
             let writer = reporter.log_writer();
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
+                .fmt_fields(escaped_fields())
                 .with_target(false)
                 .without_time()
                 .with_writer(move || writer.clone())
@@ -36,6 +41,7 @@ pub fn init(format: LogFormat) -> Arc<dyn Reporter> {
         LogFormat::Text => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
+                .fmt_fields(escaped_fields())
                 .with_target(false)
                 .with_ansi(false)
                 .with_writer(std::io::stderr)
@@ -43,4 +49,23 @@ pub fn init(format: LogFormat) -> Arc<dyn Reporter> {
             Arc::new(LogReporter)
         }
     }
+}
+
+type FieldFormat =
+    fn(&mut Writer<'_>, &tracing::field::Field, &dyn std::fmt::Debug) -> std::fmt::Result;
+
+/// Text log fields as the default formatter writes them, with control and bidi characters
+/// escaped: the last line of defence against API text that forges lines or terminal
+/// sequences (JSON lines are escaped by serde already).
+fn escaped_fields() -> Delimited<&'static str, FieldFn<FieldFormat>> {
+    let write: FieldFormat = |w, field, value| {
+        let text = format!("{value:?}");
+        let text = printable::escape(&text);
+        match field.name() {
+            "message" => write!(w, "{text}"),
+            name if name.starts_with("log.") => Ok(()),
+            name => write!(w, "{name}={text}"),
+        }
+    };
+    debug_fn(write).delimited(" ")
 }

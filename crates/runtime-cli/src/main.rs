@@ -102,14 +102,15 @@ pub fn engine(
 /// Prints a usage, spec or config error and returns exit status 2.
 pub fn usage_error(message: &str) -> ExitCode {
     // Diagnostics about a spec file already say `file:line:col: error:`.
+    // Diagnostics span several lines of our own making; anything else is one line.
     if message
         .lines()
         .next()
         .is_some_and(|l| l.contains(": error: "))
     {
-        eprintln!("{message}");
+        eprintln!("{}", connector_runtime::printable::escape_lines(message));
     } else {
-        eprintln!("error: {message}");
+        eprintln!("error: {}", connector_runtime::printable::escape(message));
     }
     ExitCode::from(2)
 }

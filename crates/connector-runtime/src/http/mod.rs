@@ -475,14 +475,13 @@ fn transport(e: &reqwest::Error) -> String {
     }
 }
 
-/// The first bytes of a body, printable.
+/// The first bytes of a body, printable: runs of white space become one space, other
+/// control and bidi characters are escaped (see [`crate::printable`]).
 pub fn snippet(body: &[u8]) -> String {
     let cut = &body[..body.len().min(SNIPPET)];
-    let text: String = String::from_utf8_lossy(cut)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let text = String::from_utf8_lossy(cut);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = crate::printable::escape(&text).into_owned();
     if body.len() > SNIPPET {
         format!("{text}...")
     } else {

@@ -68,11 +68,22 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             );
         }
     }
-    paths::duration(cx, "/http/timeout", &http.timeout);
+    paths::nonzero_duration(
+        cx,
+        "/http/timeout",
+        &http.timeout,
+        "a zero timeout fails every request at once; write e.g. `30s`",
+    );
     let retry = &http.retry;
-    paths::duration(cx, "/http/retry/initial", &retry.initial);
-    paths::duration(cx, "/http/retry/max", &retry.max);
-    paths::duration(cx, "/http/retry/max_total", &retry.max_total);
+    let backoff = "a zero backoff retries at once, hammering an API that is struggling; write e.g. `1s` (to turn retries off, write `max_attempts: 1`)";
+    paths::nonzero_duration(cx, "/http/retry/initial", &retry.initial, backoff);
+    paths::nonzero_duration(cx, "/http/retry/max", &retry.max, backoff);
+    paths::nonzero_duration(
+        cx,
+        "/http/retry/max_total",
+        &retry.max_total,
+        "a zero budget allows no wait before a retry; write e.g. `10m` (to turn retries off, write `max_attempts: 1`)",
+    );
     if let (Ok(initial), Ok(max)) = (retry.initial.parse(), retry.max.parse())
         && initial > max
     {

@@ -449,4 +449,20 @@ push:
         assert!(msgs[0].starts_with("JSONPath `$[` does not parse"), "{e:?}");
         assert!(msgs[1].starts_with("unknown field `primary_keys`"), "{e:?}");
     }
+
+    #[test]
+    fn zero_durations_are_refused_where_zero_means_nothing() {
+        let text = "version: 1\nname: t\nhttp:\n  base_url: \"https://x\"\n  timeout: 0s\n  retry: { initial: 0ms, max: 1s, max_total: \"0 s\" }\nstreams:\n  a: { path: /a, records: \"$[*]\" }\n";
+        let e = crate::load::load_str(Path::new("t.yaml"), text).unwrap_err();
+        let got: Vec<(usize, usize, String)> = e
+            .diagnostics
+            .into_iter()
+            .map(|d| (d.location.line, d.location.col, d.message))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (5, 12), "{got:?}");
+        assert!(got[0].2.contains("`0s` is zero"), "{got:?}");
+        assert_eq!((got[1].0, got[1].1), (6, 21), "{got:?}");
+        assert_eq!(got[2].0, 6, "{got:?}");
+    }
 }

@@ -64,6 +64,23 @@ pub(crate) fn duration(cx: &mut Ctx<'_>, ptr: &str, d: &Duration) {
     }
 }
 
+/// Checks that the duration at `ptr` parses and is not zero, for settings where zero
+/// cannot mean anything useful; `help` says what to write instead.
+pub(crate) fn nonzero_duration(cx: &mut Ctx<'_>, ptr: &str, d: &Duration, help: &str) {
+    if !cx.written(ptr) {
+        return;
+    }
+    match d.parse() {
+        Err(e) => cx.error(cx.value(ptr), e, None),
+        Ok(v) if v.is_zero() => cx.error(
+            cx.value(ptr),
+            format!("`{}` is zero, which is not allowed here", d.as_str()),
+            Some(help.to_owned()),
+        ),
+        Ok(_) => {}
+    }
+}
+
 /// Whether `s` is an RFC 3339 date-time.
 pub(crate) fn is_rfc3339(s: &str) -> bool {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()

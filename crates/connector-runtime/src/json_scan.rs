@@ -1,0 +1,209 @@
+//! One pass over a JSON body for the two things serde_json's paths disagree on:
+//! duplicate object keys and lone UTF-16 surrogate escapes.
+//!
+//! The fast extraction path keeps records as raw bytes (duplicates and `\ud800` pass
+//! through), the general path builds a tree (last duplicate wins, `\ud800` is an error).
+//! Scanning first lets both behave the same: a lone surrogate refuses the page, a
+//! duplicate key sends the page through the general path.
+
+/// Deeper than this, serde_json refuses the body anyway (its recursion limit is 128).
+const MAX_DEPTH: usize = 256;
+
+/// What the scan found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// Some object holds the same key twice (or two keys whose hashes collide, which is
+    /// handled the same way and costs only speed).
+    pub duplicate_keys: bool,
+    /// Byte offset of the first `\u` escape of an unpaired surrogate.
+    pub lone_surrogate: Option<usize>,
+}
+
+/// Open containers: for an object, where its key hashes start in `keys`.
+const ARRAY: usize = usize::MAX;
+
+/// Scans `t`, which need not be valid JSON: on anything malformed or cut short the scan
+/// stops and reports what it found so far (serde_json then names the real problem).
+pub(crate) fn scan(t: &[u8]) -> Scan {
+    let mut found = Scan::default();
+    let mut frames: Vec<usize> = Vec::new();
+    let mut keys: Vec<u64> = Vec::new();
+    let mut i = 0;
+    while i < t.len() {
+        match t[i] {
+            b'"' => {
+                let Some(s) = string_end(t, i + 1) else {
+                    return found;
+                };
+                if let Some(at) = s.lone_surrogate {
+                    found.lone_surrogate = Some(at);
+                    return found;
+                }
+                i = s.end + 1;
+                let mut n = i;
+                while n < t.len() && t[n].is_ascii_whitespace() {
+                    n += 1;
+                }
+                // In valid JSON a string followed by `:` is an object key.
+                if t.get(n) == Some(&b':') && frames.last().is_some_and(|&f| f != ARRAY) {
+                    keys.push(key_hash(&t[s.start - 1..=s.end], s.escaped));
+                    i = n + 1;
+                }
+            }
+            b'{' | b'[' => {
+                if frames.len() >= MAX_DEPTH {
+                    return found;
+                }
+                frames.push(if t[i] == b'{' { keys.len() } else { ARRAY });
+                i += 1;
+            }
+            b'}' | b']' => {
+                if let Some(f) = frames.pop()
+                    && f != ARRAY
+                    && f <= keys.len()
+                {
+                    found.duplicate_keys |= has_repeat(&mut keys[f..]);
+                    keys.truncate(f);
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    found
+}
+
+/// Where a string ends and what its escapes hold.
+struct Str {
+    start: usize,
+    /// Index of the closing quote.
+    end: usize,
+    escaped: bool,
+    lone_surrogate: Option<usize>,
+}
+
+/// The string whose content starts at `start`; None when the text ends inside it.
+fn string_end(t: &[u8], start: usize) -> Option<Str> {
+    let mut j = start;
+    let mut escaped = false;
+    loop {
+        let k = j + memchr::memchr2(b'"', b'\\', t.get(j..)?)?;
+        if t[k] == b'"' {
+            return Some(Str {
+                start,
+                end: k,
+                escaped,
+                lone_surrogate: None,
+            });
+        }
+        escaped = true;
+        if t.get(k + 1) != Some(&b'u') {
+            j = k + 2;
+            continue;
+        }
+        let unit = hex4(t.get(k + 2..k + 6)?)?;
+        j = match unit {
+            0xD800..=0xDBFF => {
+                // A high surrogate must be followed at once by a low one.
+                if *t.get(k + 6)? != b'\\' || *t.get(k + 7)? != b'u' {
+                    return Some(lone(start, k));
+                }
+                if !matches!(hex4(t.get(k + 8..k + 12)?)?, 0xDC00..=0xDFFF) {
+                    return Some(lone(start, k));
+                }
+                k + 12
+            }
+            0xDC00..=0xDFFF => return Some(lone(start, k)),
+            _ => k + 6,
+        };
+    }
+}
+
+fn lone(start: usize, at: usize) -> Str {
+    Str {
+        start,
+        end: at,
+        escaped: true,
+        lone_surrogate: Some(at),
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(b).ok()?;
+    u16::from_str_radix(s, 16).ok()
+}
+
+/// A hash of a key's decoded text (`"a"` and `"\u0061"` are the same key).
+fn key_hash(quoted: &[u8], escaped: bool) -> u64 {
+    if escaped && let Ok(decoded) = serde_json::from_slice::<String>(quoted) {
+        return fnv(decoded.as_bytes());
+    }
+    fnv(&quoted[1..quoted.len() - 1])
+}
+
+/// FNV-1a: keys are short, and a collision only costs the general path.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Whether a slice of key hashes holds one twice (the slice is sorted on the way).
+fn has_repeat(keys: &mut [u64]) -> bool {
+    if keys.len() < 2 {
+        return false;
+    }
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Scan {
+        scan(text.as_bytes())
+    }
+
+    #[test]
+    fn finds_duplicate_keys_at_any_depth() {
+        assert!(!s(r#"{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}"#).duplicate_keys);
+        assert!(s(r#"{"id":1,"id":2}"#).duplicate_keys);
+        assert!(s(r#"[{"x":{"k":1, "k" : 2}}]"#).duplicate_keys);
+        assert!(s(r#"{"a":1,"\u0061":2}"#).duplicate_keys);
+        // A value equal to a key is not a key; keys of sibling objects are separate.
+        assert!(!s(r#"{"a":"a","b":["a"],"c":{"a":1}}"#).duplicate_keys);
+        assert!(!s(r#"{"s":"has \"quotes\": and {braces}","t":1}"#).duplicate_keys);
+    }
+
+    #[test]
+    fn finds_lone_surrogates_only() {
+        assert_eq!(s(r#"{"s":"\ud83d\ude00 ok"}"#), Scan::default());
+        assert_eq!(s(r#"{"s":"\\ud800"}"#), Scan::default());
+        assert_eq!(s(r#"{"s":"\ud800"}"#).lone_surrogate, Some(6));
+        assert_eq!(s(r#"{"s":"\udc00"}"#).lone_surrogate, Some(6));
+        assert_eq!(s(r#"{"s":"\ud800\u0041"}"#).lone_surrogate, Some(6));
+        assert_eq!(s(r#"{"\ud800":1}"#).lone_surrogate, Some(2));
+    }
+
+    #[test]
+    fn malformed_or_cut_text_reports_nothing_and_never_panics() {
+        for t in [
+            "",
+            "\"",
+            "\"\\",
+            "\"\\u",
+            "\"\\ud8",
+            "\"\\ud800",
+            "\"\\ud800\\",
+            "}}]]",
+            "{\"a\":",
+            "{\"a\"",
+            "[\"\\u00zz\"]",
+        ] {
+            assert_eq!(s(t), Scan::default(), "{t}");
+        }
+        let deep = "[".repeat(100_000);
+        assert_eq!(s(&deep), Scan::default());
+    }
+}
