@@ -79,7 +79,7 @@ impl CursorKind {
     pub fn compare(&self, a: &str, b: &str) -> Result<Ordering, CursorError> {
         match self.kind {
             CursorType::String => Ok(a.cmp(b)),
-            CursorType::Integer => {
+            CursorType::Integer | CursorType::UnixSeconds | CursorType::UnixMillis => {
                 let pa = a.trim().parse::<i128>();
                 let pb = b.trim().parse::<i128>();
                 match (pa, pb) {
@@ -111,6 +111,38 @@ impl CursorKind {
         ))
     }
 
+    fn integer(&self, v: &str) -> Result<i128, CursorError> {
+        v.trim()
+            .parse::<i128>()
+            .map_err(|_| CursorError(format!("cursor value `{}` is not an integer", show(v))))
+    }
+
+    /// Whether `v` reads as the declared type (a saved cursor that does not is refused).
+    pub fn parses(&self, v: &str) -> Result<(), CursorError> {
+        self.beyond(v, None).map(|_| ())
+    }
+
+    /// Whether a time cursor lies after `horizon` (now plus `future_tolerance`); always
+    /// false for integers and strings, where "the future" means nothing, and without a horizon.
+    pub fn beyond(&self, v: &str, horizon: Option<OffsetDateTime>) -> Result<bool, CursorError> {
+        match self.kind {
+            CursorType::String => Ok(false),
+            CursorType::Integer => self.integer(v).map(|_| false),
+            CursorType::UnixSeconds => {
+                let x = self.integer(v)?;
+                Ok(horizon.is_some_and(|h| x > i128::from(h.unix_timestamp())))
+            }
+            CursorType::UnixMillis => {
+                let x = self.integer(v)?;
+                Ok(horizon.is_some_and(|h| x > h.unix_timestamp_nanos() / 1_000_000))
+            }
+            CursorType::Datetime => {
+                let t = self.datetime(v).ok_or_else(|| self.bad_datetime(v))?;
+                Ok(horizon.is_some_and(|h| t > h))
+            }
+        }
+    }
+
     /// The value `lookback` earlier, written the way the API writes it.
     pub fn minus(&self, v: &str, lookback: Duration) -> Result<String, CursorError> {
         if lookback.is_zero() {
@@ -118,10 +150,8 @@ impl CursorKind {
         }
         match self.kind {
             CursorType::String => Ok(v.to_owned()),
-            CursorType::Integer => {
-                let x = v.trim().parse::<i128>().map_err(|_| {
-                    CursorError(format!("cursor value `{}` is not an integer", show(v)))
-                })?;
+            CursorType::Integer | CursorType::UnixSeconds => {
+                let x = self.integer(v)?;
                 // The value comes from the API: an edge of i128 must not panic or wrap.
                 x.checked_sub(i128::from(lookback.as_secs()))
                     .map(|v| v.to_string())
@@ -131,6 +161,11 @@ impl CursorKind {
                             show(v)
                         ))
                     })
+            }
+            CursorType::UnixMillis => {
+                let x = self.integer(v)?;
+                let back = i128::try_from(lookback.as_millis()).unwrap_or(i128::MAX);
+                Ok(x.saturating_sub(back).to_string())
             }
             CursorType::Datetime => {
                 let t = self
@@ -173,6 +208,7 @@ mod tests {
             cursor_type: kind,
             format: format.map(str::to_owned),
             sorted: false,
+            future_tolerance: None,
         }
     }
 
@@ -195,6 +231,36 @@ mod tests {
                 .unwrap(),
             "2023-12-31T23:00:00Z"
         );
+    }
+
+    #[test]
+    fn only_time_cursors_can_lie_in_the_future() {
+        let h = Some(OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap());
+        let c = CursorKind::new(&inc(CursorType::Datetime, None)).unwrap();
+        assert!(c.beyond("9999-12-31T23:59:59Z", h).unwrap());
+        assert!(
+            !c.beyond("2023-11-14T22:13:20Z", h).unwrap(),
+            "exactly the horizon"
+        );
+        assert!(!c.beyond("9999-12-31T23:59:59Z", None).unwrap());
+        assert!(c.parses("not-a-date").is_err());
+        let c = CursorKind::new(&inc(CursorType::UnixSeconds, None)).unwrap();
+        assert!(c.beyond("1700000001", h).unwrap());
+        assert!(!c.beyond("1700000000", h).unwrap());
+        assert!(c.parses("1.5").is_err());
+        assert_eq!(c.minus("100", Duration::from_secs(60)).unwrap(), "40");
+        let c = CursorKind::new(&inc(CursorType::UnixMillis, None)).unwrap();
+        assert!(c.beyond("1700000000001", h).unwrap());
+        assert!(!c.beyond("1700000000000", h).unwrap());
+        assert_eq!(c.minus("100000", Duration::from_secs(60)).unwrap(), "40000");
+        let c = CursorKind::new(&inc(CursorType::Integer, None)).unwrap();
+        assert!(
+            !c.beyond("99999999999999999999", h).unwrap(),
+            "an id has no future"
+        );
+        assert!(c.parses("{}").is_err());
+        let c = CursorKind::new(&inc(CursorType::String, None)).unwrap();
+        assert!(!c.beyond("~~~~", h).unwrap());
     }
 
     #[test]

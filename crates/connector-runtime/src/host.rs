@@ -59,6 +59,29 @@ pub fn open_state(
     out: Option<&Path>,
     state: Option<&Path>,
 ) -> Result<crate::state::StateStore, UsageError> {
+    let (path, name) = state_path(spec, out, state)?;
+    crate::state::StateStore::open(&path, &name).map_err(|e| UsageError(e.to_string()))
+}
+
+/// [`open_state`] for `state reset`: the named streams' entries (all when empty) may be
+/// malformed, since they are about to be cleared.
+pub fn open_state_for_reset(
+    spec: &Path,
+    out: Option<&Path>,
+    state: Option<&Path>,
+    streams: &[String],
+) -> Result<crate::state::StateStore, UsageError> {
+    let (path, name) = state_path(spec, out, state)?;
+    crate::state::StateStore::open_for_reset(&path, &name, streams)
+        .map_err(|e| UsageError(e.to_string()))
+}
+
+/// The state file's path and the connector's name.
+fn state_path(
+    spec: &Path,
+    out: Option<&Path>,
+    state: Option<&Path>,
+) -> Result<(PathBuf, String), UsageError> {
     let loaded = connector_spec::load(spec).map_err(|e| UsageError(render_load_error(&e)))?;
     let out = out
         .map(Path::to_path_buf)
@@ -66,7 +89,7 @@ pub fn open_state(
     let path = state
         .map(Path::to_path_buf)
         .unwrap_or_else(|| out.join("state.json"));
-    crate::state::StateStore::open(&path, &loaded.spec.name).map_err(|e| UsageError(e.to_string()))
+    Ok((path, loaded.spec.name))
 }
 
 /// A spec's errors as `validate` prints them: location, message, the source line, a caret.

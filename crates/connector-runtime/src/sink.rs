@@ -143,6 +143,90 @@ mod tests {
     }
 }
 
+/// Why an appended output cannot resume at its checkpointed length.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// The file is shorter than the state says (or absent).
+    #[error(
+        "{path} has {len} bytes but the state says {checkpointed} were written; the file was changed outside the runtime"
+    )]
+    Short {
+        /// The output file.
+        path: String,
+        /// Its length.
+        len: u64,
+        /// The checkpointed length.
+        checkpointed: u64,
+    },
+    /// Cutting there would split a record.
+    #[error(
+        "the state says {checkpointed} bytes of {path} were written, but byte {checkpointed} is not the end of a line (the byte before it is not a newline); cutting there would split a record"
+    )]
+    MidLine {
+        /// The output file.
+        path: String,
+        /// The checkpointed length.
+        checkpointed: u64,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The output file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Checks, without changing anything, that the output at `path` can resume at
+/// `checkpointed` bytes: an absent file can only resume at 0.
+pub fn check_resume(path: &Path, checkpointed: u64) -> Result<(), ResumeError> {
+    match File::open(path) {
+        Ok(mut f) => line_end(&mut f, path, checkpointed).map(|_| ()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && checkpointed == 0 => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ResumeError::Short {
+            path: path.display().to_string(),
+            len: 0,
+            checkpointed,
+        }),
+        Err(source) => Err(ResumeError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// The file's length, once `checkpointed` is known to be 0 or to follow a newline.
+fn line_end(file: &mut File, path: &Path, checkpointed: u64) -> Result<u64, ResumeError> {
+    use io::{Read, Seek};
+    let io_err = |source| ResumeError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let len = file.metadata().map_err(io_err)?.len();
+    if len < checkpointed {
+        return Err(ResumeError::Short {
+            path: path.display().to_string(),
+            len,
+            checkpointed,
+        });
+    }
+    if checkpointed == 0 {
+        return Ok(len);
+    }
+    let mut last = [0u8; 1];
+    file.seek(io::SeekFrom::Start(checkpointed - 1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_err(io_err)?;
+    if last[0] != b'\n' {
+        return Err(ResumeError::MidLine {
+            path: path.display().to_string(),
+            checkpointed,
+        });
+    }
+    Ok(len)
+}
+
 /// An incremental stream's output: appended to, synced at every checkpoint.
 #[derive(Debug)]
 pub struct AppendSink {
@@ -153,28 +237,25 @@ pub struct AppendSink {
 
 impl AppendSink {
     /// Opens `<dir>/<stream>.jsonl` and cuts it back to `checkpointed` bytes: whatever
-    /// follows was written after the last checkpoint and will be fetched again.
+    /// follows was written after the last checkpoint and will be fetched again. Refuses,
+    /// changing nothing, a length that is not a line end of the file.
     pub fn open(dir: &Path, stream: &str, checkpointed: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{stream}.jsonl"));
-        let file = fs::OpenOptions::new()
+        let mut file = fs::OpenOptions::new()
             .create(true)
             .read(true)
             .write(true)
             .truncate(false)
             .open(&path)?;
-        let len = file.metadata()?.len();
-        if len < checkpointed {
-            return Err(io::Error::other(format!(
-                "{} has {len} bytes but the state says {checkpointed} were written; the file was changed outside the runtime: restore it, or run `runtime state reset` for this stream",
-                path.display()
-            )));
-        }
+        let len = line_end(&mut file, &path, checkpointed).map_err(|e| match e {
+            ResumeError::Io { source, .. } => source,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        })?;
         if len > checkpointed {
             file.set_len(checkpointed)?;
             file.sync_all()?;
         }
-        let mut file = file;
         io::Seek::seek(&mut file, io::SeekFrom::Start(checkpointed))?;
         Ok(Self {
             path,
@@ -220,5 +301,35 @@ mod append_tests {
         );
         let e = AppendSink::open(dir.path(), "s", 100).unwrap_err();
         assert!(e.to_string().contains("changed outside"), "{e}");
+    }
+
+    #[test]
+    fn never_cuts_mid_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.jsonl");
+        fs::write(&p, "{\"a\":1}\n{\"b\":2}\n").unwrap();
+        assert!(check_resume(&p, 0).is_ok());
+        assert!(check_resume(&p, 8).is_ok());
+        assert!(check_resume(&p, 16).is_ok());
+        let e = check_resume(&p, 5).unwrap_err();
+        assert!(matches!(e, ResumeError::MidLine { .. }), "{e}");
+        assert!(e.to_string().contains("not the end of a line"), "{e}");
+        assert!(matches!(
+            check_resume(&p, 17).unwrap_err(),
+            ResumeError::Short { len: 16, .. }
+        ));
+        let e = AppendSink::open(dir.path(), "s", 5).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n",
+            "a refused cut leaves the file alone"
+        );
+        let absent = dir.path().join("none.jsonl");
+        assert!(check_resume(&absent, 0).is_ok());
+        assert!(matches!(
+            check_resume(&absent, 3).unwrap_err(),
+            ResumeError::Short { len: 0, .. }
+        ));
     }
 }

@@ -77,6 +77,20 @@ impl StateStore {
     /// Reads the state file (an absent file is an empty state); refuses a corrupt file,
     /// a newer format, or another connector's state.
     pub fn open(path: &Path, connector: &str) -> Result<Self, StateError> {
+        Self::read(path, connector, None)
+    }
+
+    /// Like [`open`](Self::open), for `state reset`: the entries of the streams to reset
+    /// (all when empty) are accepted even when malformed, so a reset can clear them.
+    pub fn open_for_reset(
+        path: &Path,
+        connector: &str,
+        streams: &[String],
+    ) -> Result<Self, StateError> {
+        Self::read(path, connector, Some(streams))
+    }
+
+    fn read(path: &Path, connector: &str, reset: Option<&[String]>) -> Result<Self, StateError> {
         let err = |message: String| StateError {
             path: path.display().to_string(),
             message,
@@ -89,11 +103,12 @@ impl StateStore {
             },
             Err(e) => return Err(err(format!("cannot read it: {e}"))),
             Ok(bytes) => {
-                let probe: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    err(format!(
-                        "it is not valid JSON ({e}); it was left as it is: restore it from a backup, or delete it (or run `runtime state reset`) to start over"
-                    ))
-                })?;
+                let mut probe: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|e| {
+                        err(format!(
+                            "it is not valid JSON ({e}); it was left as it is: restore it from a backup, or delete it (or run `runtime state reset`) to start over"
+                        ))
+                    })?;
                 let version = probe.get("version").and_then(serde_json::Value::as_u64);
                 if version.is_some_and(|v| v > u64::from(VERSION)) {
                     return Err(err(format!(
@@ -101,11 +116,11 @@ impl StateStore {
                         version.unwrap_or_default()
                     )));
                 }
-                let doc: StateDoc = serde_json::from_value(probe).map_err(|e| {
-                    err(format!(
-                        "it does not have the shape of a state file ({e}); it was left as it is"
-                    ))
-                })?;
+                if let Some(names) = reset {
+                    blank_malformed(&mut probe, names);
+                }
+                let doc: StateDoc = serde_json::from_value(probe.clone())
+                    .map_err(|e| err(shape_message(&probe, path, &e)))?;
                 if doc.connector != connector {
                     return Err(err(format!(
                         "it belongs to connector `{}`, not `{connector}`; pass --state or --out to use a separate file",
@@ -181,6 +196,45 @@ impl StateStore {
     }
 }
 
+/// Replaces the malformed entries of the named streams (all when empty) by an empty state.
+fn blank_malformed(probe: &mut serde_json::Value, names: &[String]) {
+    let Some(streams) = probe
+        .get_mut("streams")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, entry) in streams.iter_mut() {
+        let named = names.is_empty() || names.contains(name);
+        if named && serde_json::from_value::<StreamState>(entry.clone()).is_err() {
+            *entry = serde_json::json!({ "output_bytes": 0 });
+        }
+    }
+}
+
+/// Why a file does not have the shape of a state file, naming the stream at fault.
+fn shape_message(probe: &serde_json::Value, path: &Path, e: &serde_json::Error) -> String {
+    let bad = probe
+        .get("streams")
+        .and_then(serde_json::Value::as_object)
+        .and_then(|m| {
+            m.iter().find_map(|(name, entry)| {
+                serde_json::from_value::<StreamState>(entry.clone())
+                    .err()
+                    .map(|e| (name, e))
+            })
+        });
+    match bad {
+        Some((name, e)) => format!(
+            "the state of stream `{}` does not have the expected shape ({e}); it was left as it is: start that stream over with `runtime state reset <spec> --state {} --streams {}`, or restore the file from a backup",
+            crate::window::shown(name),
+            path.display(),
+            crate::window::shown(name)
+        ),
+        None => format!("it does not have the shape of a state file ({e}); it was left as it is"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +271,26 @@ mod tests {
             "{not json",
             "a refused file is left alone"
         );
+    }
+
+    #[test]
+    fn a_malformed_stream_is_named_and_can_be_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let text = r#"{"version": 1, "connector": "c", "streams": {
+            "good": {"cursor": "2024-01-01T00:00:00Z", "output_bytes": 3},
+            "orders": {"cursor": {"a": 1}, "output_bytes": 0}}}"#;
+        std::fs::write(&p, text).unwrap();
+        let e = StateStore::open(&p, "c").unwrap_err().to_string();
+        assert!(e.contains("stream `orders`"), "{e}");
+        assert!(e.contains("runtime state reset <spec> --state"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+        let e = StateStore::open_for_reset(&p, "c", &["good".into()]).unwrap_err();
+        assert!(e.to_string().contains("stream `orders`"), "{e}");
+        let s = StateStore::open_for_reset(&p, "c", &["orders".into()]).unwrap();
+        assert_eq!(s.reset(&["orders".into()]).unwrap(), vec!["orders"]);
+        let again = StateStore::open(&p, "c").unwrap();
+        assert!(again.stream("orders").is_none());
+        assert_eq!(again.stream("good").unwrap().output_bytes, 3);
     }
 }

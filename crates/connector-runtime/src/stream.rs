@@ -17,7 +17,9 @@ use crate::request::{self, BodyTemplate};
 use crate::sink::{AppendSink, JsonlSink};
 use crate::state::{StateStore, StreamState};
 use crate::stats::Stats;
-use crate::window::{Inc, Window, digest, has_incremental_ancestor};
+use crate::window::{
+    Inc, Window, check_prior, digest, has_incremental_ancestor, shown, tolerance_text,
+};
 
 /// Lines gathered before they are written, within a page: large enough that a typical
 /// page goes out in one write, small enough that a huge page is not held twice.
@@ -50,6 +52,7 @@ pub struct StreamRun {
     written: AtomicU64,
     seen: Option<Mutex<HashSet<String>>>,
     warned_missing: AtomicBool,
+    warned_future: AtomicBool,
     /// Set when the record limit is reached, so every partition stops.
     pub(crate) full: AtomicBool,
     reporter: Arc<dyn Reporter>,
@@ -127,7 +130,13 @@ impl StreamRun {
                 let sink =
                     AppendSink::open(&engine.out_dir, name, prior.output_bytes).map_err(cannot)?;
                 let inc = match &stream.incremental {
-                    Some(spec) => Some(Inc::new(engine, name, spec, prior)?),
+                    Some(spec) => Some(Inc::new(
+                        engine,
+                        name,
+                        spec,
+                        prior,
+                        time::OffsetDateTime::now_utc(),
+                    )?),
                     None => None,
                 };
                 let durable = Durable {
@@ -157,6 +166,7 @@ impl StreamRun {
             written: AtomicU64::new(0),
             seen: dedup.then(|| Mutex::new(HashSet::new())),
             warned_missing: AtomicBool::new(false),
+            warned_future: AtomicBool::new(false),
             full: AtomicBool::new(false),
             reporter,
         })
@@ -444,8 +454,18 @@ impl StreamRun {
                     break;
                 }
                 if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
-                    inc.advance(partition.as_deref(), v, k, h)
-                        .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
+                    let label = match &self.stream.primary_key {
+                        Some(_) => format!("with key {}", shown(&k)),
+                        None => {
+                            format!("number {}", self.stats.records.load(Relaxed) + written + 1)
+                        }
+                    };
+                    if let Some(c) = inc
+                        .advance(partition.as_deref(), v, k, h)
+                        .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
+                    {
+                        self.warn_future(engine, inc, &label, &c);
+                    }
                 }
                 if include.is_empty() {
                     write_line(&mut buf, raw, &[]);
@@ -520,6 +540,60 @@ impl StreamRun {
             }
         }
     }
+}
+
+impl StreamRun {
+    /// Says once per stream that a record's cursor lay too far ahead to be saved.
+    fn warn_future(&self, engine: &Engine, inc: &Inc, label: &str, cursor: &str) {
+        if self.warned_future.swap(true, Relaxed) {
+            return;
+        }
+        let message = format!(
+            "the record {label} has {} `{}`, further ahead of this machine's clock than incremental.future_tolerance ({}); it was written, but the saved cursor stays at the latest value within the tolerance (further such records of this run are not reported)",
+            shown(&inc.spec.cursor_field),
+            shown(cursor),
+            tolerance_text(&inc.spec)
+        );
+        self.reporter
+            .warning(&self.name, &engine.http.redact(&message));
+    }
+}
+
+/// Checks, before any output file is touched, that the saved state of every appending
+/// stream can be resumed: its output ends a line at `output_bytes` and its cursors read
+/// as the declared type. A state that does not is refused; nothing is cut.
+pub fn preflight(engine: &Engine, names: &[String], mode: &StateMode) -> Result<(), String> {
+    if mode.full_refresh {
+        return Ok(());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    for name in names {
+        let Some(stream) = engine.spec.streams.get(name) else {
+            continue;
+        };
+        let appends =
+            stream.incremental.is_some() || has_incremental_ancestor(&engine.spec, stream);
+        let Some(prior) = mode.store.stream(name).filter(|_| appends) else {
+            continue;
+        };
+        let file = engine.out_dir.join(format!("{name}.jsonl"));
+        let problem = match &stream.incremental {
+            Some(spec) => check_prior(spec, &prior, now).err(),
+            None => None,
+        }
+        .or_else(|| {
+            crate::sink::check_resume(&file, prior.output_bytes)
+                .err()
+                .map(|e| e.to_string())
+        });
+        if let Some(problem) = problem {
+            let state = mode.store.path().display();
+            return Err(format!(
+                "state file {state}: stream `{name}`: {problem}. The state was left as it is and no output file was changed. To start this stream over (its output is rewritten): `runtime state reset <spec> --state {state} --streams {name}`, or run with --full-refresh; or restore the state and the output together from a backup"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// JSONPaths that read the page besides the records.

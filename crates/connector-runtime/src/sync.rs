@@ -158,6 +158,9 @@ pub async fn run(
     } else {
         None
     };
+    if let Some(mode) = &state {
+        crate::stream::preflight(&engine, &names, mode).map_err(SetupError)?;
+    }
 
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = JoinSet::new();

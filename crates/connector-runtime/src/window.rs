@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use connector_spec::{Incremental, Stream};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::cursor::{CursorError, CursorKind};
 use crate::engine::Engine;
@@ -22,7 +23,110 @@ pub(crate) struct Inc {
     prior: StreamState,
     start: String,
     pub(crate) end: Option<String>,
+    /// Time cursors after this are not saved (now plus `future_tolerance`); `None` for
+    /// cursors that are not times.
+    horizon: Option<OffsetDateTime>,
     track: Mutex<Track>,
+}
+
+/// The latest time cursor a run saves: `now` plus `future_tolerance`; `None` when the
+/// cursor is not a time, or the tolerance reaches past the end of the calendar.
+pub(crate) fn horizon(spec: &Incremental, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    if !spec.cursor_type.is_time() {
+        return None;
+    }
+    let tolerance = time::Duration::try_from(spec.future_tolerance()).ok()?;
+    now.checked_add(tolerance)
+}
+
+/// Why a saved position cannot be used, or `Ok` when every cursor in it reads as the
+/// declared type and none lies beyond the horizon of `now`.
+pub(crate) fn check_prior(
+    spec: &Incremental,
+    prior: &StreamState,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let kind = CursorKind::new(spec).map_err(|e| e.0)?;
+    let limit = horizon(spec, now);
+    let all = std::iter::once((None, &prior.position))
+        .chain(prior.partitions.iter().map(|(k, p)| (Some(k), p)));
+    for (partition, pos) in all {
+        let Some(c) = &pos.cursor else { continue };
+        let place = match partition {
+            Some(k) => format!("the cursor of partition `{}`", shown(k)),
+            None => "the cursor".to_owned(),
+        };
+        match kind.beyond(c, limit) {
+            Err(_) => {
+                return Err(format!(
+                    "{place} `{}` does not read as `cursor_type: {}` ({})",
+                    shown(c),
+                    type_name(spec.cursor_type),
+                    expected(spec)
+                ));
+            }
+            Ok(true) => {
+                return Err(format!(
+                    "{place} `{}` lies further in the future than `future_tolerance` ({}); a record from the future froze it",
+                    shown(c),
+                    tolerance_text(spec)
+                ));
+            }
+            Ok(false) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `future_tolerance` as written, or its default.
+pub(crate) fn tolerance_text(spec: &Incremental) -> String {
+    spec.future_tolerance
+        .as_ref()
+        .map_or_else(|| "1d".to_owned(), |d| d.as_str().to_owned())
+}
+
+/// What a cursor of the declared type looks like.
+fn expected(spec: &Incremental) -> &'static str {
+    match (spec.cursor_type, &spec.format) {
+        (connector_spec::CursorType::Datetime, None) => "an RFC 3339 date-time expected",
+        (connector_spec::CursorType::Datetime, Some(_)) => {
+            "a date-time in incremental.format expected"
+        }
+        _ => "an integer expected",
+    }
+}
+
+/// The spec's name of a cursor type.
+fn type_name(t: connector_spec::CursorType) -> &'static str {
+    use connector_spec::CursorType as T;
+    match t {
+        T::Datetime => "datetime",
+        T::Integer => "integer",
+        T::String => "string",
+        T::UnixSeconds => "unix_seconds",
+        T::UnixMillis => "unix_millis",
+    }
+}
+
+/// At most this many characters of an API-controlled value go into a message.
+const SHOWN: usize = 120;
+
+/// API-controlled text made safe for one log line: control characters escaped, cut to
+/// [`SHOWN`] characters.
+pub(crate) fn shown(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == SHOWN {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Positions reached in this run: the stream's, and each partition's.
@@ -75,6 +179,7 @@ impl Inc {
         name: &str,
         spec: &Incremental,
         prior: StreamState,
+        now: OffsetDateTime,
     ) -> Result<Self, StreamError> {
         let ctx = engine.context();
         let field = format!("streams.{name}.incremental");
@@ -102,21 +207,28 @@ impl Inc {
             prior,
             start,
             end,
+            horizon: horizon(spec, now),
             track: Mutex::new(track),
         })
     }
 
-    /// Records a written record's cursor in the position it belongs to.
+    /// Records a written record's cursor in the position it belongs to; returns the
+    /// cursor instead when it lies beyond the horizon, so it is not saved.
     pub(crate) fn advance(
         &self,
         partition: Option<&str>,
         record: &Value,
         key: String,
         hash: String,
-    ) -> Result<(), CursorError> {
+    ) -> Result<Option<String>, CursorError> {
         let Some(c) = self.kind.read(record) else {
-            return Ok(());
+            return Ok(None);
         };
+        // One record stamped 9999-12-31 must not become the cursor: every later run
+        // would ask for records after it and get none.
+        if self.kind.beyond(&c, self.horizon)? {
+            return Ok(Some(c));
+        }
         let mut track = self
             .track
             .lock()
@@ -140,7 +252,7 @@ impl Inc {
             }
             Ordering::Less => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The positions reached so far, as saved in the state: the stream's and each partition's.
@@ -260,6 +372,7 @@ mod tests {
             cursor_type: connector_spec::CursorType::Datetime,
             format: None,
             sorted: true,
+            future_tolerance: None,
         };
         let track = Track {
             top: Pos::from(&prior.position),
@@ -267,12 +380,22 @@ mod tests {
         };
         Inc {
             kind: CursorKind::new(&spec).unwrap(),
-            spec,
             prior,
             start: "2024-01-01T00:00:00Z".into(),
             end: None,
+            horizon: horizon(&spec, now()),
             track: Mutex::new(track),
+            spec,
         }
+    }
+
+    /// The injected clock of these tests.
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::parse(
+            "2024-06-01T00:00:00Z",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
     }
 
     fn rec(id: u64, at: &str) -> Value {
@@ -345,5 +468,96 @@ mod tests {
             top.boundary.keys().cloned().collect::<Vec<_>>(),
             vec!["[4]"]
         );
+    }
+
+    #[test]
+    fn a_cursor_from_the_future_is_not_saved() {
+        let inc = inc(StreamState::default());
+        let t = "2024-05-31T00:00:00Z";
+        assert_eq!(
+            inc.advance(None, &rec(1, t), "[1]".into(), "a".into())
+                .unwrap(),
+            None
+        );
+        let far = "9999-12-31T23:59:59Z";
+        assert_eq!(
+            inc.advance(None, &rec(2, far), "[2]".into(), "b".into())
+                .unwrap(),
+            Some(far.to_owned())
+        );
+        // Within the default tolerance of a day after the injected now: saved.
+        let soon = "2024-06-01T23:00:00Z";
+        assert_eq!(
+            inc.advance(None, &rec(3, soon), "[3]".into(), "c".into())
+                .unwrap(),
+            None
+        );
+        let late = "2024-06-02T00:00:01Z";
+        assert!(
+            inc.advance(None, &rec(4, late), "[4]".into(), "d".into())
+                .unwrap()
+                .is_some()
+        );
+        let (top, _) = inc.positions().unwrap();
+        assert_eq!(top.cursor.as_deref(), Some(soon));
+        assert_eq!(
+            top.boundary.keys().cloned().collect::<Vec<_>>(),
+            vec!["[3]"]
+        );
+    }
+
+    #[test]
+    fn a_saved_cursor_must_read_as_its_type_and_not_lie_ahead() {
+        let spec = inc(StreamState::default()).spec;
+        let at = |c: &str| StreamState {
+            position: Position {
+                cursor: Some(c.into()),
+                boundary: BTreeMap::new(),
+            },
+            ..StreamState::default()
+        };
+        assert_eq!(
+            check_prior(&spec, &at("2024-05-01T00:00:00Z"), now()),
+            Ok(())
+        );
+        assert_eq!(check_prior(&spec, &StreamState::default(), now()), Ok(()));
+        let e = check_prior(&spec, &at("not-a-date\n\u{1b}[2J"), now()).unwrap_err();
+        assert!(
+            e.contains("does not read as `cursor_type: datetime`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("not-a-date\\n\\u{1b}[2J") && !e.contains('\n'),
+            "escaped: {e}"
+        );
+        let e = check_prior(&spec, &at("9999-12-31T23:59:59Z"), now()).unwrap_err();
+        assert!(
+            e.contains("further in the future than `future_tolerance` (1d)"),
+            "{e}"
+        );
+        let mut child = StreamState::default();
+        child
+            .partitions
+            .insert("7".into(), at("yesterday").position);
+        let e = check_prior(&spec, &child, now()).unwrap_err();
+        assert!(e.contains("partition `7`"), "{e}");
+        let ints = Incremental {
+            cursor_type: connector_spec::CursorType::Integer,
+            ..spec.clone()
+        };
+        assert_eq!(check_prior(&ints, &at("99999999999999"), now()), Ok(()));
+        assert!(check_prior(&ints, &at("12a"), now()).is_err());
+    }
+
+    #[test]
+    fn shown_text_is_escaped_and_bounded() {
+        assert_eq!(shown("a\rb\u{1b}"), "a\\rb\\u{1b}");
+        let long = "x".repeat(1000);
+        assert_eq!(shown(&long).len(), SHOWN + 3);
+        let off = Incremental {
+            future_tolerance: Some(connector_spec::Duration::new("100000y")),
+            ..inc(StreamState::default()).spec
+        };
+        assert_eq!(horizon(&off, now()), None, "past the calendar: no limit");
     }
 }

@@ -574,6 +574,23 @@ pub struct Incremental {
     /// The API returns records sorted by the cursor, so state is saved after every page.
     #[serde(default)]
     pub sorted: bool,
+    /// A time cursor further ahead of now than this is written but not saved as the
+    /// cursor, so one record from the far future cannot freeze the stream (default `1d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub future_tolerance: Option<Duration>,
+}
+
+impl Incremental {
+    /// The default of `future_tolerance`: one day, beyond any sane clock skew or time zone slip.
+    pub const DEFAULT_FUTURE_TOLERANCE: std::time::Duration =
+        std::time::Duration::from_secs(24 * 3600);
+
+    /// `future_tolerance`, or its default.
+    pub fn future_tolerance(&self) -> std::time::Duration {
+        self.future_tolerance
+            .as_ref()
+            .map_or(Self::DEFAULT_FUTURE_TOLERANCE, Duration::get)
+    }
 }
 
 /// How cursor values compare.
@@ -583,10 +600,21 @@ pub enum CursorType {
     /// Date-times (RFC 3339 unless `format` says otherwise).
     #[default]
     Datetime,
-    /// Integers.
+    /// Integers, such as ids or versions: "the future" has no meaning for them.
     Integer,
     /// Strings, compared byte-wise.
     String,
+    /// Unix timestamps in seconds (integers), checked against `future_tolerance`.
+    UnixSeconds,
+    /// Unix timestamps in milliseconds (integers), checked against `future_tolerance`.
+    UnixMillis,
+}
+
+impl CursorType {
+    /// Whether values are points in time, so a value far in the future is suspect.
+    pub fn is_time(self) -> bool {
+        !matches!(self, Self::Integer | Self::String)
+    }
 }
 
 /// The parent of a child stream.

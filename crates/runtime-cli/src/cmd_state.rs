@@ -28,7 +28,12 @@ pub fn run(action: StateAction) -> ExitCode {
             state,
             streams,
         } => {
-            let store = match host::open_state(&common.spec, out.as_deref(), state.as_deref()) {
+            let store = match host::open_state_for_reset(
+                &common.spec,
+                out.as_deref(),
+                state.as_deref(),
+                &streams,
+            ) {
                 Ok(s) => s,
                 Err(e) => return crate::usage_error(&e.0),
             };

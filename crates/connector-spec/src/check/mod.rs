@@ -408,6 +408,36 @@ push:
     }
 
     #[test]
+    fn future_tolerance_is_checked_and_only_meant_for_time_cursors() {
+        let stream = |inc: &str| {
+            format!(
+                "streams:\n  a:\n    path: /a\n    primary_key: id\n    records: $[*]\n    incremental: {{ cursor_field: u, start: \"1\", {inc} }}\n"
+            )
+        };
+        let e = meaning(&stream("cursor_type: unix_seconds, future_tolerance: soon"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].2.contains("not a duration"), "{e:?}");
+        assert_eq!((e[0].0, e[0].1), (12, 94), "line and column of `soon`");
+        assert_eq!(
+            meaning(&stream("cursor_type: unix_millis, future_tolerance: 2h")),
+            Vec::new()
+        );
+        let text = format!(
+            "{}{}",
+            HEAD.replace("strng", "string"),
+            stream("cursor_type: integer, future_tolerance: 2h")
+        );
+        let loaded = crate::load::load_str(Path::new("t.yaml"), &text).unwrap();
+        assert!(
+            loaded.warnings.iter().any(|w| w
+                .message
+                .contains("`future_tolerance` only applies to time cursors")),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
     fn a_bad_config_entry_does_not_make_its_uses_errors() {
         // `key` has a schema error, yet `config.key` is declared.
         assert_eq!(

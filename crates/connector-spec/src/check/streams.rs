@@ -134,12 +134,16 @@ fn incremental(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
         let ok = match inc.cursor_type {
             CursorType::Datetime if inc.format.is_none() => paths::is_rfc3339(s),
             CursorType::Datetime => true,
-            CursorType::Integer => s.trim().parse::<i64>().is_ok(),
+            CursorType::Integer | CursorType::UnixSeconds | CursorType::UnixMillis => {
+                s.trim().parse::<i64>().is_ok()
+            }
             CursorType::String => true,
         };
         if !ok {
             let what = match inc.cursor_type {
-                CursorType::Integer => "an integer",
+                CursorType::Integer | CursorType::UnixSeconds | CursorType::UnixMillis => {
+                    "an integer"
+                }
                 _ => "an RFC 3339 date-time",
             };
             cx.error(
@@ -167,6 +171,16 @@ fn incremental(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
     }
     if let Some(l) = &inc.lookback {
         paths::duration(cx, &p("lookback"), l);
+    }
+    if let Some(t) = &inc.future_tolerance {
+        paths::duration(cx, &p("future_tolerance"), t);
+        if !inc.cursor_type.is_time() {
+            cx.warning(
+                cx.key(&p("future_tolerance")),
+                "`future_tolerance` only applies to time cursors (`datetime`, `unix_seconds`, `unix_millis`)",
+                Some("if the integers are Unix timestamps, say so with `cursor_type: unix_seconds` or `unix_millis`".into()),
+            );
+        }
     }
     if let Some(f) = &inc.format {
         if inc.cursor_type != CursorType::Datetime {
