@@ -13,6 +13,7 @@ pub mod duration;
 pub mod jsonpath;
 pub mod load;
 pub mod model;
+pub mod names;
 pub mod report;
 pub mod schema;
 mod schema_errors;

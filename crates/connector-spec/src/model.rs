@@ -20,8 +20,9 @@ pub struct Spec {
     /// Version of the format; only `1` exists.
     #[schemars(range(min = 1, max = 1))]
     pub version: u32,
-    /// Name of the connector: lowercase letters, digits and `_`. Names the output folder.
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    /// Name of the connector: lowercase letters, digits and `_`, starting with a letter, at
+    /// most 64 characters. Names the output folder.
+    #[schemars(regex(pattern = crate::names::NAME_PATTERN))]
     pub name: String,
     /// What the API is, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,14 +32,20 @@ pub struct Spec {
     pub config: IndexMap<String, ConfigDecl>,
     /// How to talk to the API: base URL, auth, headers, rate limits, retries.
     pub http: Http,
-    /// The collections of records to pull, by name (the name of the output file).
+    /// The collections of records to pull, by name (the name of the output file; the same
+    /// rule as the connector's name).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": crate::names::NAME_PATTERN }))]
     pub streams: IndexMap<String, Stream>,
-    /// Signed webhooks the API sends, served by `runtime serve`.
+    /// Signed webhooks the API sends, served by `runtime serve`, by name (the same rule
+    /// as the connector's name).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": crate::names::NAME_PATTERN }))]
     pub webhooks: IndexMap<String, Webhook>,
-    /// Write endpoints that `runtime push` sends records to.
+    /// Write endpoints that `runtime push` sends records to, by name (the same rule as the
+    /// connector's name).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": crate::names::NAME_PATTERN }))]
     pub push: IndexMap<String, PushTarget>,
 }
 

@@ -117,6 +117,7 @@ impl<'a> Mapper<'a> {
             ValidationErrorKind::OneOfNotValid { .. }
                 | ValidationErrorKind::AnyOf { .. }
                 | ValidationErrorKind::AdditionalProperties { .. }
+                | ValidationErrorKind::PropertyNames { .. }
         );
         if !wrapper {
             self.bad.push(ptr.clone());
@@ -142,6 +143,9 @@ impl<'a> Mapper<'a> {
                     });
                     self.push(loc, format!("unknown field `{name}`{suffix}"), help);
                 }
+            }
+            ValidationErrorKind::PropertyNames { error } => {
+                self.bad_name(&ptr, error.instance());
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
@@ -236,6 +240,31 @@ impl<'a> Mapper<'a> {
                 self.push(self.value_loc(&ptr), message, None);
             }
         }
+    }
+
+    /// A key of `streams`, `webhooks` or `push` that cannot be a name: reported at the key,
+    /// and only that entry is skipped by later layers.
+    fn bad_name(&mut self, ptr: &str, key: &Value) {
+        let name = key.as_str().unwrap_or_default();
+        self.bad.push(format!("{ptr}/{}", escape(name)));
+        let node = self.tree.find(ptr).0;
+        let loc = node.key_location(name).unwrap_or(node.location);
+        let what = match ptr {
+            "/streams" => "a stream name",
+            "/webhooks" => "a webhook name",
+            "/push" => "a push target name",
+            _ => "a name",
+        };
+        let shown: String = name.chars().take(60).flat_map(char::escape_debug).collect();
+        self.push(
+            loc,
+            format!("`{shown}` cannot be {what}: names become file names"),
+            Some(format!(
+                "use {} (pattern `{}`)",
+                crate::names::NAME_RULE,
+                crate::names::NAME_PATTERN
+            )),
+        );
     }
 
     /// A value outside a closed set of strings.
@@ -513,7 +542,14 @@ pub(crate) fn dotted(pointer: &str) -> String {
             if !out.is_empty() {
                 out.push('.');
             }
-            out.push_str(&part);
+            // A key may hold a newline or an escape sequence: never let it break the line.
+            for c in part.chars() {
+                if c.is_control() {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
         }
     }
     format!("`{out}`")
