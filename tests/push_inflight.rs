@@ -79,10 +79,13 @@ fn duplicate_lines_are_sent_once_each_and_reported() {
     assert_eq!((s.read, s.done, s.duplicates), (60, 60, 0), "{s:?}");
 }
 
+/// Request bodies received, by idempotency key.
+type Bodies = Arc<Mutex<HashMap<String, Vec<Vec<u8>>>>>;
+
 /// A server whose `POST /orders` answers `409 in flight` to the first `busy` requests of
 /// each key, then 201; it logs the bodies it got per key.
-fn busy_server(busy: usize) -> (support::Server, Arc<Mutex<HashMap<String, Vec<Vec<u8>>>>>) {
-    let seen: Arc<Mutex<HashMap<String, Vec<Vec<u8>>>>> = Arc::default();
+fn busy_server(busy: usize) -> (support::Server, Bodies) {
+    let seen: Bodies = Arc::default();
     let log = seen.clone();
     let srv = serve(move |r| {
         let key = r.header("idempotency-key").unwrap_or("").to_owned();

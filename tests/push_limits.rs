@@ -9,6 +9,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use push_support::{
     TOKEN, demo, order, orders, orders_target, posts, push, results_by_line, results_path, sandbox,
@@ -53,6 +54,8 @@ fn run_measured(dir: &Path, args: &[String], fsize: Option<u64>) -> Measured {
             Ok(())
         });
     }
+    // Reaped below with wait4, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().unwrap();
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -70,8 +73,20 @@ fn run_measured(dir: &Path, args: &[String], fsize: Option<u64>) -> Measured {
     let mut status = 0;
     // SAFETY: a zeroed rusage is valid; wait4 only writes into what we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4 failed");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        // SAFETY: as above; WNOHANG so a hung child cannot hang the test.
+        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if rc == pid {
+            break;
+        }
+        assert_eq!(rc, 0, "wait4 failed");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("runtime {args:?} did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     Measured {
         run: Run {

@@ -229,6 +229,12 @@ fn open_input(opts: &PushOptions) -> Result<(String, Box<dyn BufRead + Send>), P
         Some(p) => {
             let f = File::open(p)
                 .map_err(|e| PushError(format!("cannot read {}: {e}", p.display())))?;
+            if f.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(PushError(format!(
+                    "cannot read {}: it is a folder; pass a JSON-lines file or `-`",
+                    p.display()
+                )));
+            }
             (
                 p.display().to_string(),
                 Box::new(BufReader::with_capacity(READ_BUFFER, f)),
