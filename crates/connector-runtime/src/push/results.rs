@@ -176,7 +176,7 @@ impl Results {
 
 /// Devices such as /dev/null cannot be synced, and need not be.
 fn is_unsyncable(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(code) if code == 22 /* EINVAL */)
+    e.kind() == std::io::ErrorKind::InvalidInput
 }
 
 #[cfg(test)]
