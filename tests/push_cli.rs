@@ -99,7 +99,7 @@ fn a_line_that_is_not_json_is_reported_with_its_number_and_the_rest_goes_on() {
     assert_eq!(res[&1]["outcome"], "created");
     assert_eq!(res[&4]["outcome"], "created");
     let bad = &res[&2];
-    assert_eq!(bad["outcome"], "failed", "{bad}");
+    assert_eq!(bad["outcome"], "invalid", "{bad}");
     let err = bad["error"].as_str().unwrap();
     assert!(
         err.contains("line 2") && err.contains("not JSON"),
@@ -107,7 +107,7 @@ fn a_line_that_is_not_json_is_reported_with_its_number_and_the_rest_goes_on() {
     );
     assert_eq!(posts(&demo).len(), 2);
     let s = summary(&run);
-    assert_eq!((s.read, s.created, s.failed), (3, 2, 1), "{s:?}");
+    assert_eq!((s.read, s.created, s.invalid), (3, 2, 1), "{s:?}");
 }
 
 #[test]

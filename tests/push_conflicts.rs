@@ -1,17 +1,16 @@
 //! 409 and 422 from the demo API's idempotent `POST /orders`: reported per record in the
-//! results file and the exit status, never retried; `on_conflict: stop` stops sending new
-//! records, `skip` goes on.
+//! results file and the exit status, never retried (a 409 for a key in flight is waited
+//! out: see push_inflight.rs); `on_conflict: stop` stops sending new records, `skip` goes on.
 
 mod push_support;
 mod support;
 
-use std::time::Duration;
-
 use push_support::{
-    TOKEN, demo, demo_with, order, orders, orders_target, posts, posts_by_key, push,
-    results_by_line, results_path, sandbox, spec, summary,
+    TOKEN, demo, order, orders, orders_target, posts, posts_by_key, push, push_to, results_by_line,
+    results_path, sandbox, spec, summary,
 };
 use serde_json::{Value, json};
+use support::{Reply, serve};
 
 /// A target keyed by the record's own `request_id`, one record at a time.
 fn by_request_id(on_conflict: &str) -> String {
@@ -20,19 +19,24 @@ fn by_request_id(on_conflict: &str) -> String {
     )
 }
 
-/// Orders 1..=5, where line 3 reuses the key of line 1 with another total.
-fn reused_key_input() -> Vec<Value> {
-    let mut records = orders(5);
+/// Order 1 created by an earlier run (whose results file is gone), then orders 6, 2, 1 with
+/// another total (the key of order 1 reused with another body), 4 and 5. A key repeated
+/// within one input is a duplicate, never sent (see push_inflight.rs), so the reuse here
+/// comes from an earlier run.
+fn reused_key_input(demo: &demo_api::DemoServer, on_conflict: &str) -> support::Sandbox {
+    let earlier = sandbox(&spec("", &by_request_id(on_conflict)), &[order(1)]);
+    push(&earlier, demo, "by_request_id", &[]).expect_code(0);
+    demo.clear_requests();
     let mut reuse = order(1);
     reuse["total"] = json!(999.99);
-    records[2] = reuse;
-    records
+    let records = vec![order(6), order(2), reuse, order(4), order(5)];
+    sandbox(&spec("", &by_request_id(on_conflict)), &records)
 }
 
 #[test]
 fn a_key_reused_with_another_body_is_rejected_and_stop_sends_no_new_record() {
     let demo = demo();
-    let sb = sandbox(&spec("", &by_request_id("stop")), &reused_key_input());
+    let sb = reused_key_input(&demo, "stop");
     let run = push(&sb, &demo, "by_request_id", &[]);
     run.expect_code(1).expect_no_leak(TOKEN);
 
@@ -58,11 +62,15 @@ fn a_key_reused_with_another_body_is_rejected_and_stop_sends_no_new_record() {
     let by_key = posts_by_key(&demo);
     assert_eq!(
         by_key.keys().cloned().collect::<Vec<_>>(),
-        ["req-00001", "req-00002"]
+        ["req-00001", "req-00002", "req-00006"]
     );
     let statuses: Vec<u16> = by_key["req-00001"].iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [201, 422]);
-    assert_eq!(demo.created_count(), 2);
+    assert_eq!(statuses, [422]);
+    assert_eq!(
+        demo.created_count(),
+        3,
+        "order 1 by the earlier run, 6 and 2"
+    );
     let s = summary(&run);
     assert_eq!(
         (s.created, s.conflicts, s.not_sent, s.requests, s.retries),
@@ -74,7 +82,7 @@ fn a_key_reused_with_another_body_is_rejected_and_stop_sends_no_new_record() {
 #[test]
 fn skip_reports_the_rejected_records_and_goes_on() {
     let demo = demo();
-    let sb = sandbox(&spec("", &by_request_id("skip")), &reused_key_input());
+    let sb = reused_key_input(&demo, "skip");
     let run = push(&sb, &demo, "by_request_id", &[]);
     run.expect_code(1);
     let res = results_by_line(&sb);
@@ -98,7 +106,11 @@ fn skip_reports_the_rejected_records_and_goes_on() {
         5,
         "one request per record, none retried"
     );
-    assert_eq!(demo.created_count(), 4);
+    assert_eq!(
+        demo.created_count(),
+        5,
+        "order 1 by the earlier run, 6, 2, 4, 5"
+    );
     let s = summary(&run);
     assert_eq!((s.created, s.conflicts, s.not_sent), (4, 1, 0), "{s:?}");
 }
@@ -145,74 +157,47 @@ fn records_changed_since_the_last_run_keep_their_key_and_are_rejected() {
 }
 
 #[test]
-fn a_409_while_the_same_key_is_in_flight_is_a_conflict_sent_once() {
-    // Lines 1 and 2 are the same record (same key, same body): whichever arrives second
-    // finds the first still being processed (400 ms) and gets 409.
-    let demo = demo_with(Duration::from_millis(400));
-    let target = orders_target("    concurrency: 2\n    on_conflict: skip");
-    let records = vec![order(1), order(1), order(2)];
-    let sb = sandbox(&spec("", &target), &records);
-    let run = push(&sb, &demo, "create_orders", &[]);
-    run.expect_code(1);
-
-    let res = results_by_line(&sb);
-    assert_eq!(res.len(), 3);
-    let mut outcomes: Vec<&str> = [1, 2]
-        .iter()
-        .map(|l| res[l]["outcome"].as_str().unwrap())
-        .collect();
-    outcomes.sort();
-    assert_eq!(outcomes, ["conflict", "created"], "{res:?}");
-    let conflict = res.values().find(|r| r["outcome"] == "conflict").unwrap();
-    assert_eq!(conflict["status"], 409);
-    assert_eq!(res[&3]["outcome"], "created");
-
-    let by_key = posts_by_key(&demo);
-    let key = conflict["key"].as_str().unwrap();
-    let mut statuses: Vec<u16> = by_key[key].iter().map(|r| r.status).collect();
-    statuses.sort();
-    assert_eq!(
-        statuses,
-        [201, 409],
-        "one request per line for the key, no retry"
-    );
-    assert_eq!(posts(&demo).len(), 3);
-    assert_eq!(demo.created_count(), 2);
-    let s = summary(&run);
-    assert_eq!((s.conflicts, s.retries), (1, 0), "{s:?}");
-}
-
-#[test]
-fn a_409_or_422_is_not_retried_even_when_retry_on_status_lists_them() {
+fn a_conflict_409_or_a_422_is_not_retried_even_when_retry_on_status_lists_them() {
     // A spec written for `sync` may retry 409 (some APIs use it for a lock); push must still
-    // report a 409 or 422 at once instead of sending the same key again.
-    let demo = demo_with(Duration::from_millis(400));
+    // report a 409 that is not about a key in flight, or a 422, at once.
+    let srv = serve(|r| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        match body["external_id"].as_str() {
+            Some("EXT-00001") => Reply::json(
+                r#"{"error": "conflict", "message": "an order with this reference already exists"}"#,
+            )
+            .with_status(409),
+            Some("EXT-00002") => Reply::json(
+                r#"{"error": "idempotency_key_reused", "message": "another body"}"#,
+            )
+            .with_status(422),
+            _ => Reply::json(r#"{"id": 7}"#).with_status(201),
+        }
+    });
     let http = "  retry: { max_attempts: 4, initial: 10ms, max: 50ms, on_status: [409, 422, 429, 500, 503] }";
-    let mut records = vec![order(1), order(1)];
-    let mut reuse = order(2);
-    records.push(order(2));
-    reuse["total"] = json!(5.0);
-    records.push(reuse);
     let target = orders_target("    concurrency: 2\n    on_conflict: skip");
-    let sb = sandbox(&spec(http, &target), &records);
-    let run = push(&sb, &demo, "create_orders", &[]);
+    let sb = sandbox(&spec(http, &target), &orders(3));
+    let run = push_to(&sb, &srv.url(), "create_orders", TOKEN, &[], &[]);
     run.expect_code(1);
     let res = results_by_line(&sb);
-    let mut outcomes: Vec<&str> = res
+    let outcomes: Vec<&str> = res
         .values()
         .map(|r| r["outcome"].as_str().unwrap())
         .collect();
-    outcomes.sort();
-    assert_eq!(
-        outcomes,
-        ["conflict", "created", "created", "rejected"],
+    assert_eq!(outcomes, ["conflict", "rejected", "created"], "{res:?}");
+    assert!(
+        res[&1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
         "{res:?}"
     );
     assert_eq!(
-        posts(&demo).len(),
-        4,
+        srv.requests().len(),
+        3,
         "a 409 or 422 was retried: {:?}",
-        posts(&demo)
+        srv.requests()
     );
-    assert_eq!(summary(&run).retries, 0);
+    let s = summary(&run);
+    assert_eq!((s.conflicts, s.created, s.retries), (2, 1, 0), "{s:?}");
 }

@@ -191,7 +191,7 @@ fn a_record_without_a_key_field_is_reported_and_the_others_go_on() {
     assert_eq!(res.len(), 5);
     for (line, field) in [(3, "external_id"), (4, "customer_id")] {
         let r = &res[&line];
-        assert_eq!(r["outcome"], "failed", "{r}");
+        assert_eq!(r["outcome"], "invalid", "{r}");
         let err = r["error"].as_str().unwrap();
         assert!(
             err.contains(&format!("line {line}")) && err.contains(field),
@@ -213,7 +213,7 @@ fn a_record_without_a_key_field_is_reported_and_the_others_go_on() {
     );
     let s = summary(&run);
     assert_eq!(
-        (s.read, s.created, s.failed, s.not_sent),
+        (s.read, s.created, s.invalid, s.not_sent),
         (5, 3, 2, 0),
         "{s:?}"
     );
@@ -231,8 +231,8 @@ fn a_record_without_a_key_field_is_reported_and_the_others_go_on() {
     );
     push(&sb, &demo, "by_request_id", &[]).expect_code(1);
     let res = results_by_line(&sb);
-    assert_eq!(res[&1]["outcome"], "failed");
-    assert_eq!(res[&2]["outcome"], "failed");
+    assert_eq!(res[&1]["outcome"], "invalid");
+    assert_eq!(res[&2]["outcome"], "invalid");
     assert!(res[&1]["error"].as_str().unwrap().contains("request_id"));
     assert_eq!(res[&3]["outcome"], "created");
 }

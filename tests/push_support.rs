@@ -201,6 +201,12 @@ pub struct Summary {
     pub failed: u64,
     /// Not sent after a stop.
     pub not_sent: u64,
+    /// Repeats of a key already seen in the run.
+    pub duplicates: u64,
+    /// Not JSON, or no key.
+    pub invalid: u64,
+    /// Longer than the line limit.
+    pub too_long: u64,
     /// HTTP requests, retries included.
     pub requests: u64,
     /// Retries.
@@ -234,13 +240,35 @@ pub fn summary(run: &Run) -> Summary {
             "conflicts" => &mut s.conflicts,
             "failed" => &mut s.failed,
             "not sent" => &mut s.not_sent,
+            "duplicates" => &mut s.duplicates,
+            "invalid" => &mut s.invalid,
+            "too long" => &mut s.too_long,
             "requests" => &mut s.requests,
             "retries" => &mut s.retries,
             other => panic!("unknown summary label {other:?} in {line:?}"),
         };
         *slot = n;
     }
+    assert_eq!(
+        s.accounted(),
+        s.read,
+        "the counts do not add up to the lines read: {line:?}"
+    );
     s
+}
+
+impl Summary {
+    /// The lines some outcome accounts for; equals `read` in every run.
+    pub fn accounted(&self) -> u64 {
+        self.done
+            + self.created
+            + self.conflicts
+            + self.failed
+            + self.not_sent
+            + self.duplicates
+            + self.invalid
+            + self.too_long
+    }
 }
 
 /// The `POST /orders` requests the demo received, in arrival order.

@@ -102,6 +102,9 @@ pub enum Command {
         /// Results file (default: output/<connector>/push-<target>.results.jsonl).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Longest input line (e.g. 512KiB, 16MiB); a longer line is skipped and reported.
+        #[arg(long, default_value = "16MiB", value_parser = connector_runtime::push::parse_size)]
+        max_line_size: usize,
     },
 }
 

@@ -7,8 +7,14 @@ use connector_runtime::push::{self, PushOptions};
 
 use crate::args::Common;
 
-/// Runs `runtime push`; exit 1 when a record failed or conflicted.
-pub fn run(common: Common, target: String, input: String, results: Option<PathBuf>) -> ExitCode {
+/// Runs `runtime push`; exit 1 when a record was not created or the run stopped early.
+pub fn run(
+    common: Common,
+    target: String,
+    input: String,
+    results: Option<PathBuf>,
+    max_line: usize,
+) -> ExitCode {
     let (prepared, engine) = match crate::engine(&common, None) {
         Ok(pe) => pe,
         Err(code) => return code,
@@ -18,6 +24,7 @@ pub fn run(common: Common, target: String, input: String, results: Option<PathBu
         results: results.unwrap_or_else(|| push::default_results(&out_dir, &target)),
         target,
         input: (input != "-").then(|| PathBuf::from(input)),
+        max_line,
     };
     let summary = match crate::block_on(push::push(&engine, &opts)) {
         Ok(Ok(s)) => s,
@@ -25,7 +32,7 @@ pub fn run(common: Common, target: String, input: String, results: Option<PathBu
         Err(code) => return code,
     };
     println!(
-        "push {}: {} read, {} created, {} already done, {} conflicts, {} failed, {} not sent; {} requests, {} retries",
+        "push {}: {} read, {} created, {} already done, {} conflicts, {} failed, {} not sent, {} duplicates, {} invalid, {} too long; {} requests, {} retries",
         opts.target,
         summary.read,
         summary.created,
@@ -33,11 +40,20 @@ pub fn run(common: Common, target: String, input: String, results: Option<PathBu
         summary.conflicts,
         summary.failed,
         summary.not_sent,
+        summary.duplicates,
+        summary.invalid,
+        summary.too_long,
         summary.requests,
         summary.retries
     );
     println!("results: {}", opts.results.display());
-    if summary.conflicts + summary.failed + summary.not_sent == 0 {
+    if let Some(why) = &summary.stopped {
+        eprintln!("error: {why}");
+        return ExitCode::from(1);
+    }
+    let bad =
+        summary.conflicts + summary.failed + summary.not_sent + summary.invalid + summary.too_long;
+    if bad == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

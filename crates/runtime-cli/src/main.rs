@@ -69,7 +69,8 @@ fn main() -> ExitCode {
             target,
             input,
             results,
-        } => cmd_push::run(common, target, input, results),
+            max_line_size,
+        } => cmd_push::run(common, target, input, results, max_line_size),
         args::Command::Serve {
             common,
             listen,
