@@ -539,3 +539,22 @@ fn an_oauth2_token_request_is_not_redirected_elsewhere() {
     );
     assert!(a.requests_to("/items").is_empty());
 }
+
+#[test]
+fn a_body_with_a_secret_is_not_repeated_to_another_origin() {
+    let b = second_server();
+    let there = format!("{}/elsewhere", b.url());
+    let a = serve(move |_| Reply::status(307, "moved").header("location", &there));
+    let sb = Sandbox::new();
+    sb.spec(&spec_full(
+        "  tok: { type: string, secret: true }",
+        "",
+        "  items:\n    path: /items\n    method: POST\n    body: { token: \"{{ config.tok }}\" }\n    records: $.items[*]\n",
+    ));
+    let run = sb.sync(&a, &["--set", "tok=body-secret-808"]);
+    run.expect_code(1)
+        .expect_stderr(&["another origin", "holds a secret"])
+        .expect_no_leak("body-secret-808");
+    assert!(b.requests().is_empty(), "{:?}", b.requests());
+    assert_eq!(a.requests().len(), 1, "a refused redirect is not retried");
+}
