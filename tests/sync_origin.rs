@@ -163,7 +163,11 @@ impl Case {
         if let Some(t) = trusted {
             http.push_str(&format!("\n  trusted_origins: [\"{}\"]", t.url()));
         }
-        spec_full("  tok: { type: string, secret: true }", &http, self.stream())
+        spec_full(
+            "  tok: { type: string, secret: true }",
+            &http,
+            self.stream(),
+        )
     }
 
     fn run(&self, a: &Server, trusted: Option<&Server>) -> (Sandbox, Run) {
@@ -247,9 +251,8 @@ fn run_all(cases: &[Case], check: impl Fn(&Case) -> Result<(), String> + Sync) -
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(case) = cases.get(i) else { break };
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        check(case)
-                    }));
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case)));
                     let msg = match outcome {
                         Ok(Ok(())) => continue,
                         Ok(Err(m)) => m,
@@ -279,7 +282,11 @@ fn leaks(requests: &[Logged], needles: &[String]) -> Result<(), String> {
             .map(|(k, v)| (format!("header {k}"), format!("{k}: {v}")))
             .collect();
         places.push(("query".into(), r.raw_query()));
-        places.extend(r.query.iter().map(|(k, v)| ("query".into(), format!("{k}={v}"))));
+        places.extend(
+            r.query
+                .iter()
+                .map(|(k, v)| ("query".into(), format!("{k}={v}"))),
+        );
         places.push(("body".into(), String::from_utf8_lossy(&r.body).into_owned()));
         for (place, text) in places {
             if let Some(n) = needles.iter().find(|n| text.contains(n.as_str())) {
@@ -324,13 +331,13 @@ fn no_credential_reaches_another_origin_whatever_leads_there() {
             .count();
         match case.lead {
             Lead::Link | Lead::BodyNext => {
-                run.expect_code(1).expect_stderr(&[
-                    &a_origin,
-                    &b_origin,
-                    "http.trusted_origins",
-                ]);
+                run.expect_code(1)
+                    .expect_stderr(&[&a_origin, &b_origin, "http.trusted_origins"]);
                 if !at_b.is_empty() {
-                    return Err(format!("{} request(s) reached the second origin", at_b.len()));
+                    return Err(format!(
+                        "{} request(s) reached the second origin",
+                        at_b.len()
+                    ));
                 }
                 if first_pages != 1 {
                     return Err(format!("the first page was requested {first_pages} times"));
@@ -349,7 +356,10 @@ fn no_credential_reaches_another_origin_whatever_leads_there() {
                 } else {
                     ("GET", "")
                 };
-                assert_eq!((r.method.as_str(), r.body.as_slice()), (method, body.as_bytes()));
+                assert_eq!(
+                    (r.method.as_str(), r.body.as_slice()),
+                    (method, body.as_bytes())
+                );
                 // Headers without a secret still go: only credentials are held back.
                 assert_eq!(r.header("x-client"), Some("origin-test"));
                 assert_eq!(r.header("referer"), None);
@@ -357,7 +367,12 @@ fn no_credential_reaches_another_origin_whatever_leads_there() {
         }
         Ok(())
     });
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -387,7 +402,8 @@ fn a_trusted_origin_gets_the_next_page_with_its_credentials() {
             Kind::HeaderKey => r.header("x-api-key") == Some(s.as_str()),
             Kind::QueryKey => r.params("api_key") == [s.as_str()],
             Kind::Basic => {
-                r.header("authorization") == Some(&format!("Basic {}", base64(&format!("{USER}:{s}"))))
+                r.header("authorization")
+                    == Some(&format!("Basic {}", base64(&format!("{USER}:{s}"))))
             }
             Kind::OAuth2 => r.header("authorization") == Some(&format!("Bearer {ACCESS_TOKEN}")),
             Kind::SpecHeader => {
@@ -396,11 +412,18 @@ fn a_trusted_origin_gets_the_next_page_with_its_credentials() {
             }
         };
         if !ok {
-            return Err(format!("the trusted origin did not get the credentials: {r:?}"));
+            return Err(format!(
+                "the trusted origin did not get the credentials: {r:?}"
+            ));
         }
         Ok(())
     });
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -421,7 +444,10 @@ fn next_urls_with_other_schemes_fail_at_once() {
             Reply::json(format!(r#"{{"items": [{}]}}"#, recs(1..=2)))
                 .header("link", &format!("<{next}>; rel=\"next\""))
         } else {
-            Reply::json(format!(r#"{{"items": [{}], "next": "{next}"}}"#, recs(1..=2)))
+            Reply::json(format!(
+                r#"{{"items": [{}], "next": "{next}"}}"#,
+                recs(1..=2)
+            ))
         }
     });
     for (n, (how, next)) in links.iter().enumerate() {
@@ -438,13 +464,23 @@ fn next_urls_with_other_schemes_fail_at_once() {
         ));
         let out = sb.out();
         let base = format!("base_url={}/c{n}", srv.url());
-        let run = sb.run(&["sync", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", &base]);
-        run.expect_code(1)
-            .expect_stderr(&["only http and https"]);
+        let run = sb.run(&[
+            "sync",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            &base,
+        ]);
+        run.expect_code(1).expect_stderr(&["only http and https"]);
         let row = run.row("items");
         assert_eq!((row.requests, row.retries), (1, 0), "{next}: {row:?}");
         let prefix = format!("/c{n}/");
-        let seen = srv.requests().iter().filter(|r| r.path.starts_with(&prefix)).count();
+        let seen = srv
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with(&prefix))
+            .count();
         assert_eq!(seen, 1, "{next}");
     }
 }
@@ -455,7 +491,10 @@ fn a_basic_credential_echoed_back_is_masked() {
     let srv = serve(|r| {
         Reply::status(
             400,
-            &format!("bad request; you sent {}", r.header("authorization").unwrap_or("")),
+            &format!(
+                "bad request; you sent {}",
+                r.header("authorization").unwrap_or("")
+            ),
         )
     });
     let sb = Sandbox::new();
@@ -465,7 +504,8 @@ fn a_basic_credential_echoed_back_is_masked() {
         "  items:\n    path: /items\n    records: $.items[*]\n",
     ));
     let run = sb.sync(&srv, &["--set", "pass=echo-pass-5150"]);
-    run.expect_code(1).expect_stderr(&["400", "you sent Basic ***"]);
+    run.expect_code(1)
+        .expect_stderr(&["400", "you sent Basic ***"]);
     run.expect_no_leak(&base64("echo-user:echo-pass-5150"));
     run.expect_no_leak("echo-pass-5150");
 }
@@ -492,6 +532,29 @@ fn an_oauth2_token_request_is_not_redirected_elsewhere() {
         .expect_stderr(&["307", "token_url"])
         .expect_no_leak("cs-redirect-31");
     assert!(b.requests().is_empty(), "{:?}", b.requests());
-    assert_eq!(a.requests_to("/oauth/token").len(), 1, "a refused redirect is not retried");
+    assert_eq!(
+        a.requests_to("/oauth/token").len(),
+        1,
+        "a refused redirect is not retried"
+    );
     assert!(a.requests_to("/items").is_empty());
+}
+
+#[test]
+fn a_body_with_a_secret_is_not_repeated_to_another_origin() {
+    let b = second_server();
+    let there = format!("{}/elsewhere", b.url());
+    let a = serve(move |_| Reply::status(307, "moved").header("location", &there));
+    let sb = Sandbox::new();
+    sb.spec(&spec_full(
+        "  tok: { type: string, secret: true }",
+        "",
+        "  items:\n    path: /items\n    method: POST\n    body: { token: \"{{ config.tok }}\" }\n    records: $.items[*]\n",
+    ));
+    let run = sb.sync(&a, &["--set", "tok=body-secret-808"]);
+    run.expect_code(1)
+        .expect_stderr(&["another origin", "holds a secret"])
+        .expect_no_leak("body-secret-808");
+    assert!(b.requests().is_empty(), "{:?}", b.requests());
+    assert_eq!(a.requests().len(), 1, "a refused redirect is not retried");
 }
