@@ -74,7 +74,8 @@ fn main() -> ExitCode {
             common,
             listen,
             out,
-        } => cmd_serve::run(common, listen, out),
+            limits,
+        } => cmd_serve::run(common, listen, out, &limits),
     }
 }
 
