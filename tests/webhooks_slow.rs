@@ -100,6 +100,21 @@ fn ended(stream: &TcpStream) -> bool {
     n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
 }
 
+/// Whether the server's answer on this connection, unread so far, is a 429.
+fn answered_429(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut head = [0u8; 12];
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            head.as_mut_ptr().cast(),
+            head.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == 12 && &head == b"HTTP/1.1 429"
+}
+
 /// How many of `streams` the server has ended, waiting up to `wait` for `at_least`.
 async fn count_ended(streams: &[TcpStream], at_least: usize, wait: Duration) -> usize {
     let deadline = Instant::now() + wait;
@@ -210,13 +225,15 @@ async fn with_default_limits_a_slow_address_is_capped_and_genuine_deliveries_pas
         refused >= SLOW - 64,
         "only {refused} slow connections were refused"
     );
+    let told = slow.iter().filter(|s| answered_429(s)).count();
+    assert!(told > 0, "no slow request was answered 429");
 
     let took = deliver(&server, "a").await;
     let health_slow_ip = health(&server, SLOW_IP).await;
     let health_other = health(&server, GENUINE_IP).await;
     let elapsed = started.elapsed();
     eprintln!(
-        "defaults: {refused} refused; genuine p50 {:?} p99 {:?} max {:?}; /health {:?} / {:?}; {elapsed:?} in all",
+        "defaults: {refused} refused ({told} answered 429); genuine p50 {:?} p99 {:?} max {:?}; /health {:?} / {:?}; {elapsed:?} in all",
         took[took.len() / 2],
         p99(&took),
         took[took.len() - 1],
