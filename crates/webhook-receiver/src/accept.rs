@@ -167,4 +167,54 @@ mod tests {
         let _ = tx.send(());
         assert!(server.await.unwrap(), "stopped within the grace period");
     }
+
+    #[tokio::test]
+    async fn connections_over_the_per_peer_cap_are_closed_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            Caps {
+                total: 100,
+                per_peer: PeerCounts::new(2),
+            },
+        ));
+        let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), third.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the third connection was kept open");
+        assert!(rest.is_empty());
+
+        // Once one of the two closes, the address may connect again (as soon as the
+        // server has seen the close).
+        drop(_a);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let answer = loop {
+            let mut again = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let _ = again
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .await;
+            let mut answer = String::new();
+            let _ = tokio::time::timeout(Duration::from_secs(2), again.read_to_string(&mut answer))
+                .await;
+            if !answer.is_empty() || std::time::Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let _ = tx.send(());
+        drop(_b);
+        assert!(server.await.unwrap());
+    }
 }
