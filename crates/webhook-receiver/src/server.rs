@@ -153,12 +153,12 @@ async fn dispatch(
     }
     // Counted from the headers on, so one address cannot keep many bodies trickling.
     let Some(_peer_turn) = app.per_peer.try_take(peer.ip()) else {
-        let mut r = refuse(
-            &app,
+        // At debug, not warn: a flood of these must not become a flood of log lines.
+        app.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(webhook = %hook.name, peer = %peer, "too many requests from this address at once; answered 429");
+        let mut r = answer(
             StatusCode::TOO_MANY_REQUESTS,
-            Some(&hook.name),
-            peer,
-            "too many requests from this address at once",
+            json!({ "error": "too many requests from this address at once" }),
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
