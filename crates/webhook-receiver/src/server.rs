@@ -70,6 +70,9 @@ pub fn router(
     counters: Arc<Counters>,
     limits: &Limits,
 ) -> Router {
+    // The budget holds at least the largest body allowed, or that body could never pass.
+    let largest = hooks.iter().map(|h| h.max_body_bytes).max().unwrap_or(0);
+    let budget = limits.body_memory.max(largest);
     let hooks = hooks.into_iter().map(|h| (h.path.clone(), h)).collect();
     Router::new()
         .fallback(dispatch)
@@ -82,9 +85,7 @@ pub fn router(
                 limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
             )),
             per_peer: PeerCounts::new(limits.max_requests_per_peer),
-            budget: Arc::new(Semaphore::new(
-                limits.body_memory.min(Semaphore::MAX_PERMITS),
-            )),
+            budget: Arc::new(Semaphore::new(budget.min(Semaphore::MAX_PERMITS))),
             limits: limits.clone(),
         }))
 }
