@@ -130,6 +130,7 @@ impl Receiver {
         on_listening: impl FnOnce(SocketAddr),
         shutdown: impl Future<Output = ()>,
     ) -> Result<Summary, RunError> {
+        let nofile = fdlimit::raise();
         std::fs::create_dir_all(out).map_err(|source| RunError::Io {
             path: out.to_path_buf(),
             source,
@@ -180,7 +181,6 @@ impl Receiver {
         }
         on_listening(addr);
 
-        let nofile = fdlimit::raise();
         let caps = accept::Caps {
             total: self.limits.connections(nofile),
             per_peer: limits::PeerCounts::new(self.limits.max_connections_per_peer),
