@@ -155,6 +155,11 @@ impl Server {
 
     /// Starts it with extra environment variables (fault injection).
     pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with(dir, env, &[])
+    }
+
+    /// Starts it with extra environment variables and extra arguments.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let out = dir.join("out");
         let log = dir.join(format!(
             "serve-{}.log",
@@ -169,6 +174,7 @@ impl Server {
             .args(secret_args())
             .args(["--listen", "127.0.0.1:0", "--out"])
             .arg(&out)
+            .args(args)
             .current_dir(dir)
             .env("RUNTIME_LOG", "info")
             .stdin(Stdio::null())

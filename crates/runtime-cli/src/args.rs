@@ -1,8 +1,10 @@
 //! The command line's shape: subcommands and their options.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use webhook_receiver::{Limits, Retention};
 
 /// Declarative API connectors: validate, sync, serve webhooks, push.
 #[derive(Debug, Parser)]
@@ -88,6 +90,9 @@ pub enum Command {
         /// Output folder (default: output/<connector name>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Limits against slow and greedy senders, and the store's retention.
+        #[command(flatten)]
+        limits: ServeLimits,
     },
     /// Send records (JSON lines) to a push target with idempotency keys.
     Push {
@@ -149,6 +154,80 @@ pub struct Common {
     /// A configuration value, `key=value`; repeatable; wins over --config and the environment.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// `runtime serve`'s limits (docs/webhooks.md, "Limits"); defaults are the receiver's.
+#[derive(Debug, Args)]
+pub struct ServeLimits {
+    /// Deliveries verified and stored at once, once their bodies are in; more wait.
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = Limits::default().max_in_flight)]
+    pub max_in_flight: usize,
+    /// Open connections from one address (an IPv6 /64); more are closed at once. 0: no cap.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_peer)]
+    pub max_connections_per_peer: usize,
+    /// Deliveries from one address being received at once; more get 429. 0: no cap.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_requests_per_peer)]
+    pub max_requests_per_peer: usize,
+    /// Least average rate of a body after a 5 s grace, in bytes per second. 0: no rule.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().body_min_rate)]
+    pub body_min_rate: u64,
+    /// Longest a body may take to arrive, whatever its rate.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    pub body_timeout: Duration,
+    /// Delete written-out events from the store once they are this old (`off`: never);
+    /// their ids are kept at least 30 days, so redeliveries are still duplicates.
+    #[arg(long, value_name = "DURATION", value_parser = retention, default_value = "30d")]
+    pub retention: RetentionArg,
+}
+
+impl ServeLimits {
+    /// The receiver's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_in_flight: self.max_in_flight,
+            max_connections_per_peer: self.max_connections_per_peer,
+            max_requests_per_peer: self.max_requests_per_peer,
+            body_min_rate: self.body_min_rate,
+            body_timeout: self.body_timeout,
+            ..Limits::default()
+        }
+    }
+
+    /// The store's retention.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            keep: self.retention.0,
+            ..Retention::default()
+        }
+    }
+}
+
+/// `--retention`: a duration, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionArg(pub Option<Duration>);
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("`{text}` is not a whole number of at least 1")),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    let d = connector_spec::Duration::new(text).parse()?;
+    if d.is_zero() {
+        return Err(format!("`{text}` is zero; give a duration such as `30s`"));
+    }
+    Ok(d)
+}
+
+fn retention(text: &str) -> Result<RetentionArg, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(RetentionArg(None));
+    }
+    duration(text)
+        .map(|d| RetentionArg(Some(d)))
+        .map_err(|e| format!("{e}, or `off` to keep events forever"))
 }
 
 /// How `validate` reports.

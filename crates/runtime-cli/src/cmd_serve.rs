@@ -7,17 +7,19 @@ use std::process::ExitCode;
 use connector_runtime::host;
 use webhook_receiver::{Receiver, shutdown_signal};
 
-use crate::args::Common;
+use crate::args::{Common, ServeLimits};
 
 /// Runs `runtime serve`; prints `listening on http://ADDR` once deliveries are accepted.
-pub fn run(common: Common, listen: String, out: Option<PathBuf>) -> ExitCode {
+pub fn run(common: Common, listen: String, out: Option<PathBuf>, limits: &ServeLimits) -> ExitCode {
     let prepared = match host::prepare(&common.spec, common.config.as_deref(), &common.set) {
         Ok(p) => p,
         Err(e) => return crate::usage_error(&e.0),
     };
     let redact = |text: String| prepared.config.redact(&text);
     let receiver = match Receiver::new(&prepared.loaded.spec, &prepared.config.context()) {
-        Ok(r) => r,
+        Ok(r) => r
+            .with_limits(limits.limits())
+            .with_retention(limits.retention()),
         Err(e) => {
             return crate::usage_error(&redact(format!("{}: {e}", common.spec.display())));
         }

@@ -75,7 +75,8 @@ fn main() -> ExitCode {
             common,
             listen,
             out,
-        } => cmd_serve::run(common, listen, out),
+            limits,
+        } => cmd_serve::run(common, listen, out, &limits),
     }
 }
 

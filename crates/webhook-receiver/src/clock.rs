@@ -40,3 +40,26 @@ impl Clock for FixedClock {
 
 /// The clock handle the receiver shares between tasks.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// A clock that tests move by hand (retention, tolerance), shared by clones of its `Arc`.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock at `millis` since the Unix epoch.
+    pub fn at_millis(millis: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(millis))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

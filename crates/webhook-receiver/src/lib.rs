@@ -8,12 +8,16 @@
 //! configuration: callers pass the template context with the secrets' values.
 
 mod accept;
+pub mod body;
 pub mod clock;
 pub mod drain;
 pub mod error;
 pub mod event;
+mod fdlimit;
 pub mod hooks;
 pub mod latest;
+pub mod limits;
+pub mod retention;
 pub mod server;
 pub mod sink;
 pub mod store;
@@ -32,9 +36,11 @@ use std::time::Duration;
 use connector_spec::Spec;
 use serde_json::Value;
 
-pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+pub use clock::{Clock, FixedClock, ManualClock, SharedClock, SystemClock};
 pub use error::{RunError, SetupError};
 pub use hooks::Hook;
+pub use limits::Limits;
+pub use retention::Retention;
 pub use server::shutdown_signal;
 
 use crate::drain::Drainer;
@@ -65,6 +71,8 @@ pub struct Summary {
 pub struct Receiver {
     hooks: Vec<Arc<Hook>>,
     clock: SharedClock,
+    limits: Limits,
+    retention: Retention,
 }
 
 impl Receiver {
@@ -78,12 +86,26 @@ impl Receiver {
         Ok(Self {
             hooks,
             clock: Arc::new(SystemClock),
+            limits: Limits::default(),
+            retention: Retention::default(),
         })
     }
 
-    /// Uses another clock (tests of timestamp tolerance).
+    /// Uses another clock (tests of timestamp tolerance and retention).
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Uses other limits on connections, requests and bodies.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Uses another retention for stored events.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -99,7 +121,8 @@ impl Receiver {
     /// flight, writes out every stored event and returns.
     ///
     /// The store and the output files live in `out`. `on_listening` is called with the
-    /// bound address once the store is open and recovered and the socket accepts.
+    /// bound address once the store is open and recovered and the socket accepts. The
+    /// process's soft open-file limit is raised to its hard limit first.
     pub async fn run(
         self,
         out: &Path,
@@ -107,6 +130,7 @@ impl Receiver {
         on_listening: impl FnOnce(SocketAddr),
         shutdown: impl Future<Output = ()>,
     ) -> Result<Summary, RunError> {
+        let nofile = fdlimit::raise();
         std::fs::create_dir_all(out).map_err(|source| RunError::Io {
             path: out.to_path_buf(),
             source,
@@ -157,8 +181,24 @@ impl Receiver {
         }
         on_listening(addr);
 
+        let caps = accept::Caps {
+            total: self.limits.connections(nofile),
+            per_peer: limits::PeerCounts::new(self.limits.max_connections_per_peer),
+        };
+        tracing::debug!(connections = caps.total, limits = ?self.limits, retention = ?self.retention, "limits");
+        let pruner = tokio::spawn(retention::run(
+            self.retention,
+            self.clock.clone(),
+            writer.clone(),
+        ));
         let counters = Arc::new(Counters::default());
-        let app = server::router(self.hooks, writer.clone(), self.clock, counters.clone());
+        let app = server::router(
+            self.hooks,
+            writer.clone(),
+            self.clock,
+            counters.clone(),
+            &self.limits,
+        );
         let finished = accept::serve(
             listener,
             app,
@@ -168,8 +208,10 @@ impl Receiver {
             },
             GRACE,
             accept::HEADER_TIMEOUT,
+            caps,
         )
         .await;
+        pruner.abort();
         if !finished {
             tracing::warn!(
                 "requests still in flight after {}s are dropped; senders will retry them",

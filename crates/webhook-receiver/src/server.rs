@@ -1,33 +1,38 @@
 //! The HTTP side: one handler that routes by exact path, reads the body within the
-//! webhook's size limit, verifies, extracts, stores, and answers.
+//! webhook's size limit and the rate rule, verifies, extracts, stores, and answers.
+//!
+//! `/health` is answered before any limit. A delivery counts against its peer's request
+//! cap while it is read; it takes one of the `max_in_flight` slots only once its body is
+//! complete, so a slow body never holds a slot genuine deliveries need.
 //!
 //! Routing is done here rather than by axum's router so that a webhook path is matched
 //! literally (a `{` in it is not a parameter) and every refusal (404, 405, 413, ...) goes
 //! through the same logging.
 
 use std::collections::HashMap;
-use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
+use crate::body::{self, ReadError};
 use crate::clock::SharedClock;
 use crate::event;
 use crate::hooks::{HEALTH_PATH, Hook};
+use crate::limits::{Limits, PeerCounts};
 use crate::store::{Inserted, NewEvent, Writer};
 
-/// Longest a client may take to send its body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a complete delivery waits for a slot before it is answered 503: slots are
+/// held only for verify and store, so a long wait means the store is stalled.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
 
 /// Counts of what the server answered.
 #[derive(Debug, Default)]
@@ -48,6 +53,13 @@ pub struct AppState {
     writer: Writer,
     clock: SharedClock,
     counters: Arc<Counters>,
+    /// Slots for verify and store.
+    slots: Arc<Semaphore>,
+    /// Requests per peer address.
+    per_peer: Arc<PeerCounts>,
+    /// Bytes of bodies held at once.
+    budget: Arc<Semaphore>,
+    limits: Limits,
 }
 
 /// The receiver's routes: every webhook path, and `GET /health`.
@@ -56,7 +68,11 @@ pub fn router(
     writer: Writer,
     clock: SharedClock,
     counters: Arc<Counters>,
+    limits: &Limits,
 ) -> Router {
+    // The budget holds at least the largest body allowed, or that body could never pass.
+    let largest = hooks.iter().map(|h| h.max_body_bytes).max().unwrap_or(0);
+    let budget = limits.body_memory.max(largest);
     let hooks = hooks.into_iter().map(|h| (h.path.clone(), h)).collect();
     Router::new()
         .fallback(dispatch)
@@ -65,15 +81,14 @@ pub fn router(
             writer,
             clock,
             counters,
+            slots: Arc::new(Semaphore::new(
+                limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            per_peer: PeerCounts::new(limits.max_requests_per_peer),
+            budget: Arc::new(Semaphore::new(budget.min(Semaphore::MAX_PERMITS))),
+            limits: limits.clone(),
         }))
-        // A flood of connections queues here instead of exhausting memory and the store.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            MAX_IN_FLIGHT,
-        ))
 }
-
-/// Requests handled at once; more wait for a turn.
-const MAX_IN_FLIGHT: usize = 1024;
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
@@ -137,6 +152,19 @@ async fn dispatch(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
+    // Counted from the headers on, so one address cannot keep many bodies trickling.
+    let Some(_peer_turn) = app.per_peer.try_take(peer.ip()) else {
+        // At debug, not warn: a flood of these must not become a flood of log lines.
+        app.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(webhook = %hook.name, peer = %peer, "too many requests from this address at once; answered 429");
+        let mut r = answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({ "error": "too many requests from this address at once" }),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return close_after(r);
+    };
     let (parts, body) = req.into_parts();
     let too_big = format!("body is over the {} byte limit", hook.max_body_bytes);
     let declared = parts
@@ -154,40 +182,26 @@ async fn dispatch(
         );
         return close_after(r);
     }
-    let body =
-        match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, hook.max_body_bytes)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(ReadError::TooLarge)) => {
-                let r = refuse(
-                    &app,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Some(&hook.name),
-                    peer,
-                    &too_big,
-                );
-                return close_after(r);
-            }
-            Ok(Err(ReadError::Broken)) => {
-                let r = refuse(
-                    &app,
-                    StatusCode::BAD_REQUEST,
-                    Some(&hook.name),
-                    peer,
-                    "the body could not be read",
-                );
-                return close_after(r);
-            }
-            Err(_) => {
-                let r = refuse(
-                    &app,
-                    StatusCode::REQUEST_TIMEOUT,
-                    Some(&hook.name),
-                    peer,
-                    "the body was not sent in time",
-                );
-                return close_after(r);
-            }
-        };
+    let rules = body::Rules {
+        max: hook.max_body_bytes,
+        min_rate: app.limits.body_min_rate,
+        grace: app.limits.body_grace,
+        timeout: app.limits.body_timeout,
+    };
+    let held = match body::read(body, rules, &app.budget).await {
+        Ok(h) => h,
+        Err(e) => return close_after(refuse_body(&app, &hook, peer, e, &too_big)),
+    };
+    let body = held.bytes.clone();
+    // Only now, with the whole body in, does the delivery take a slot.
+    let _slot = match tokio::time::timeout(SLOT_WAIT, app.slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            app.counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(webhook = %hook.name, "no slot free to store a delivery; answered 503 so the sender retries");
+            return unavailable("the receiver is busy; retry later");
+        }
+    };
     let verified = match hook
         .verifier
         .verify(&parts.headers, &body, app.clock.now_secs())
@@ -243,15 +257,54 @@ async fn dispatch(
         Err(e) => {
             app.counters.failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!(webhook = %hook.name, error = %e, "a verified delivery could not be stored; answered 503 so the sender retries");
-            let mut r = answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "error": "the event could not be stored; retry later" }),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
+            unavailable("the event could not be stored; retry later")
         }
     }
+}
+
+/// A 503 with `Retry-After: 1`: nothing was stored and the sender should try again.
+fn unavailable(reason: &str) -> Response {
+    let mut r = answer(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": reason }));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// The answer to a body that could not be read under the rules.
+fn refuse_body(
+    app: &AppState,
+    hook: &Hook,
+    peer: SocketAddr,
+    e: ReadError,
+    too_big: &str,
+) -> Response {
+    let (status, reason) = match e {
+        ReadError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, too_big.to_owned()),
+        ReadError::Broken => (
+            StatusCode::BAD_REQUEST,
+            "the body could not be read".to_owned(),
+        ),
+        ReadError::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body arrived slower than {} bytes/s",
+                app.limits.body_min_rate
+            ),
+        ),
+        ReadError::Timeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body was not sent within {}s",
+                app.limits.body_timeout.as_secs_f64()
+            ),
+        ),
+        ReadError::NoMemory => {
+            app.counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(webhook = %hook.name, peer = %peer, "bodies being read use up the memory budget; answered 503 so the sender retries");
+            return unavailable("the receiver is busy; retry later");
+        }
+    };
+    refuse(app, status, Some(&hook.name), peer, &reason)
 }
 
 /// Marks a response sent before the body was read to its end: the rest of the body is
@@ -260,26 +313,6 @@ fn close_after(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
-}
-
-enum ReadError {
-    TooLarge,
-    Broken,
-}
-
-/// Reads a body, giving up as soon as it grows past `max` bytes.
-async fn read_limited(mut body: Body, max: usize) -> Result<bytes::Bytes, ReadError> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame.map_err(|_| ReadError::Broken)?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > max {
-                return Err(ReadError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
 }
 
 /// Resolves at the first SIGTERM or SIGINT (Ctrl-C).

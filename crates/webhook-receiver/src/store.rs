@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS sinks (
     file          TEXT PRIMARY KEY,
     committed_len INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_written ON events (received_at_ms) WHERE done = 1;
+CREATE TABLE IF NOT EXISTS expired_ids (
+    webhook        TEXT NOT NULL,
+    event_id       TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (webhook, event_id)
+);
+CREATE INDEX IF NOT EXISTS expired_ids_age ON expired_ids (received_at_ms);
 CREATE TABLE IF NOT EXISTS latest (
     view    TEXT NOT NULL,
     key     TEXT NOT NULL,
@@ -142,15 +150,38 @@ pub struct Commit {
     pub latest: Vec<LatestRow>,
 }
 
+/// One bounded round of retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prune {
+    /// Written-out events received before this (Unix ms) are deleted.
+    pub events_before_ms: i64,
+    /// Ids of deleted events received before this are forgotten; later ones are kept so
+    /// a redelivery is still a duplicate.
+    pub ids_before_ms: i64,
+    /// Most events, and most ids, deleted in this round.
+    pub limit: usize,
+}
+
+/// What a round of retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events deleted.
+    pub events: usize,
+    /// Kept ids forgotten.
+    pub ids: usize,
+}
+
 enum Command {
     Insert(NewEvent, oneshot::Sender<Result<Inserted, StoreError>>),
     Commit(Commit, oneshot::Sender<Result<(), StoreError>>),
+    Prune(Prune, oneshot::Sender<Result<Pruned, StoreError>>),
     Close,
 }
 
 enum Outcome {
     Inserted(Inserted),
     Committed,
+    Pruned(Pruned),
 }
 
 /// A handle to the writer thread; clones share it.
@@ -178,6 +209,16 @@ impl Writer {
     /// handles remain (a request still in flight after the shutdown grace gets a 503).
     pub async fn close(&self) {
         let _ = self.tx.send(Command::Close).await;
+    }
+
+    /// Runs one bounded round of retention; returns once it is committed.
+    pub async fn prune(&self, prune: Prune) -> Result<Pruned, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Prune(prune, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// Commits the drain worker's writes, from a plain thread.
@@ -267,7 +308,13 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, wake: &Wake
                         (Command::Commit(_, reply), _) => {
                             let _ = reply.send(Ok(()));
                         }
-                        (Command::Insert(_, reply), Outcome::Committed) => {
+                        (Command::Prune(_, reply), Outcome::Pruned(p)) => {
+                            let _ = reply.send(Ok(p));
+                        }
+                        (Command::Insert(_, reply), _) => {
+                            let _ = reply.send(Err(StoreError("internal mismatch".into())));
+                        }
+                        (Command::Prune(_, reply), _) => {
                             let _ = reply.send(Err(StoreError("internal mismatch".into())));
                         }
                         (Command::Close, _) => {}
@@ -282,6 +329,9 @@ fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, wake: &Wake
                             let _ = reply.send(Err(e.clone()));
                         }
                         Command::Commit(_, reply) => {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                        Command::Prune(_, reply) => {
                             let _ = reply.send(Err(e.clone()));
                         }
                         Command::Close => {}
@@ -301,6 +351,14 @@ fn apply(conn: &mut Connection, group: &[Command]) -> Result<Vec<Outcome>, Store
     for cmd in group {
         match cmd {
             Command::Insert(e, _) => {
+                // The id of an event deleted by retention still makes a duplicate.
+                let mut expired = tx.prepare_cached(
+                    "SELECT 1 FROM expired_ids WHERE webhook = ?1 AND event_id = ?2",
+                )?;
+                if expired.exists(params![e.webhook, e.event_id])? {
+                    outcomes.push(Outcome::Inserted(Inserted::Duplicate));
+                    continue;
+                }
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO events (webhook, event_id, received_at_ms, sink, view, key, version, record, body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -345,12 +403,54 @@ fn apply(conn: &mut Connection, group: &[Command]) -> Result<Vec<Outcome>, Store
                 }
                 outcomes.push(Outcome::Committed);
             }
+            Command::Prune(p, _) => outcomes.push(Outcome::Pruned(prune(&tx, p)?)),
             // Never grouped: the loop stops at it.
             Command::Close => outcomes.push(Outcome::Committed),
         }
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Deletes written-out events older than the cutoff, moving the ids still inside the
+/// dedupe window to `expired_ids`, then forgets ids past that window. Events not yet
+/// written out (`done = 0`) are never selected.
+fn prune(tx: &rusqlite::Transaction<'_>, p: &Prune) -> Result<Pruned, StoreError> {
+    let limit = i64::try_from(p.limit).unwrap_or(i64::MAX);
+    let mut old = tx.prepare_cached(
+        "SELECT seq, webhook, event_id, received_at_ms FROM events
+         WHERE done = 1 AND received_at_ms < ?1 ORDER BY received_at_ms LIMIT ?2",
+    )?;
+    let rows = old
+        .query_map(params![p.events_before_ms, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut keep = tx.prepare_cached(
+        "INSERT INTO expired_ids (webhook, event_id, received_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (webhook, event_id) DO NOTHING",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+    for (seq, webhook, event_id, at) in &rows {
+        if *at >= p.ids_before_ms {
+            keep.execute(params![webhook, event_id, at])?;
+        }
+        delete.execute([seq])?;
+    }
+    let ids = tx.execute(
+        "DELETE FROM expired_ids WHERE rowid IN
+           (SELECT rowid FROM expired_ids WHERE received_at_ms < ?1 LIMIT ?2)",
+        params![p.ids_before_ms, limit],
+    )?;
+    Ok(Pruned {
+        events: rows.len(),
+        ids,
+    })
 }
 
 /// A read-only view of the store for the drain worker.
@@ -477,5 +577,147 @@ pub enum LatestError {
 impl From<rusqlite::Error> for LatestError {
     fn from(e: rusqlite::Error) -> Self {
         LatestError::Store(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    fn event(id: &str, at: i64) -> NewEvent {
+        NewEvent {
+            webhook: "orders".into(),
+            event_id: id.into(),
+            received_at_ms: at,
+            sink: "orders".into(),
+            view: None,
+            key: None,
+            version: None,
+            record: format!("{{\"id\":\"{id}\"}}"),
+            body: b"{}".to_vec(),
+        }
+    }
+
+    fn count(path: &Path, sql: &str) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_only_written_out_old_events_and_keeps_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let (w, thread) = open(&path, Arc::new(Wake::default())).unwrap();
+        let mut seqs = Vec::new();
+        for (id, at) in [
+            ("old_done", DAY),
+            ("old_pending", DAY),
+            ("new_done", 9 * DAY),
+        ] {
+            match w.insert(event(id, at)).await.unwrap() {
+                Inserted::Stored(s) => seqs.push(s),
+                Inserted::Duplicate => panic!("{id} is new"),
+            }
+        }
+        let (w2, done) = (w.clone(), vec![seqs[0], seqs[2]]);
+        tokio::task::spawn_blocking(move || {
+            w2.commit_blocking(Commit {
+                done,
+                ..Commit::default()
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+        // Now is day 10, retention 7 days, ids kept 30 days.
+        let round = Prune {
+            events_before_ms: 3 * DAY,
+            ids_before_ms: -20 * DAY,
+            limit: 10,
+        };
+        assert_eq!(w.prune(round).await.unwrap(), Pruned { events: 1, ids: 0 });
+        assert_eq!(count(&path, "SELECT count(*) FROM events"), 2);
+        assert_eq!(
+            count(
+                &path,
+                "SELECT count(*) FROM events WHERE event_id = 'old_pending' AND done = 0"
+            ),
+            1,
+            "an event not yet written out is never deleted"
+        );
+        assert_eq!(
+            w.insert(event("old_done", 10 * DAY)).await.unwrap(),
+            Inserted::Duplicate,
+            "a redelivery after the payload is gone is still a duplicate"
+        );
+        assert_eq!(
+            w.prune(round).await.unwrap(),
+            Pruned::default(),
+            "nothing more is due"
+        );
+
+        // Day 32: the kept id is past the 30-day window and is forgotten.
+        let later = Prune {
+            events_before_ms: 25 * DAY,
+            ids_before_ms: 2 * DAY,
+            limit: 10,
+        };
+        assert_eq!(w.prune(later).await.unwrap(), Pruned { events: 1, ids: 1 });
+        assert_eq!(
+            count(&path, "SELECT count(*) FROM expired_ids"),
+            1,
+            "new_done's id is kept"
+        );
+        assert!(matches!(
+            w.insert(event("old_done", 32 * DAY)).await.unwrap(),
+            Inserted::Stored(_)
+        ));
+        w.close().await;
+        drop(w);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn retention_works_in_bounded_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let (w, thread) = open(&path, Arc::new(Wake::default())).unwrap();
+        let mut done = Vec::new();
+        for i in 0..25 {
+            if let Inserted::Stored(s) = w.insert(event(&format!("e{i}"), DAY)).await.unwrap() {
+                done.push(s);
+            }
+        }
+        let w2 = w.clone();
+        tokio::task::spawn_blocking(move || {
+            w2.commit_blocking(Commit {
+                done,
+                ..Commit::default()
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let round = Prune {
+            events_before_ms: 2 * DAY,
+            ids_before_ms: 0,
+            limit: 10,
+        };
+        let got: Vec<usize> = [
+            w.prune(round).await.unwrap().events,
+            w.prune(round).await.unwrap().events,
+            w.prune(round).await.unwrap().events,
+        ]
+        .into();
+        assert_eq!(got, [10, 10, 5]);
+        assert_eq!(count(&path, "SELECT count(*) FROM expired_ids"), 25);
+        w.close().await;
+        drop(w);
+        thread.join().unwrap();
     }
 }
