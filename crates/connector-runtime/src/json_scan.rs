@@ -99,24 +99,20 @@ pub(crate) fn scan(t: &[u8]) -> Scan {
 struct Str {
     /// Index of the closing quote.
     end: usize,
-    escaped: bool,
     lone_surrogate: Option<usize>,
 }
 
 /// The string whose content starts at `start`; None when the text ends inside it.
 fn string_end(t: &[u8], start: usize) -> Option<Str> {
     let mut j = start;
-    let mut escaped = false;
     loop {
         let k = j + memchr::memchr2(b'"', b'\\', t.get(j..)?)?;
         if t[k] == b'"' {
             return Some(Str {
                 end: k,
-                escaped,
                 lone_surrogate: None,
             });
         }
-        escaped = true;
         if t.get(k + 1) != Some(&b'u') {
             j = k + 2;
             continue;
@@ -142,7 +138,6 @@ fn string_end(t: &[u8], start: usize) -> Option<Str> {
 fn lone(at: usize) -> Str {
     Str {
         end: at,
-        escaped: true,
         lone_surrogate: Some(at),
     }
 }
