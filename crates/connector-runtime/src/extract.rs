@@ -101,10 +101,12 @@ impl Extractor {
                 crate::http::snippet(body)
             ),
         };
-        // Both paths must agree on what serde_json's two modes treat differently.
-        let scan = crate::json_scan::scan(body);
-        if let Some(at) = scan.lone_surrogate {
-            return Err(ExtractError::new(format!(
+        // Both paths must agree on what serde_json's two modes treat differently. The
+        // fast path needs the scan on every page; the general path gets last-wins from
+        // serde_json and refuses lone surrogates itself, so it scans only to word that
+        // refusal the same way.
+        let surrogate = |at: usize| {
+            ExtractError::new(format!(
                 "the body holds a lone UTF-16 surrogate escape `{}` at byte {at} of {} (content-type: {}): \
                  JSON text with an unpaired surrogate cannot be written as UTF-8, so the page is refused; first bytes: {}",
                 crate::printable::api_text(&String::from_utf8_lossy(
@@ -113,11 +115,25 @@ impl Extractor {
                 body.len(),
                 show_type(content_type),
                 crate::http::snippet(body)
-            )));
-        }
-        // A duplicate key anywhere: the general path, where the last value wins
-        // everywhere, records and metadata alike.
-        if let Some(fields) = self.fast.as_ref().filter(|_| !scan.duplicate_keys) {
+            ))
+        };
+        let not_json = |e: serde_json::Error| match crate::json_scan::scan(body).lone_surrogate {
+            Some(at) => surrogate(at),
+            None => not_json(e),
+        };
+        let fast = match &self.fast {
+            Some(fields) => {
+                let scan = crate::json_scan::scan(body);
+                if let Some(at) = scan.lone_surrogate {
+                    return Err(surrogate(at));
+                }
+                // A duplicate key anywhere: the general path, where the last value wins
+                // everywhere, records and metadata alike.
+                (!scan.duplicate_keys).then_some(fields)
+            }
+            None => None,
+        };
+        if let Some(fields) = fast {
             let mut out = Vec::new();
             let mut de = serde_json::Deserializer::from_str(text);
             let walked = Walk {

@@ -19,47 +19,70 @@ pub(crate) struct Scan {
     pub lone_surrogate: Option<usize>,
 }
 
-/// Open containers: for an object, where its key hashes start in `keys`.
-const ARRAY: usize = usize::MAX;
+/// Byte classes outside strings: 1 `"`, 2 `{`, 3 `}`, 0 anything else.
+const CLASS: [u8; 256] = {
+    let mut c = [0u8; 256];
+    c[b'"' as usize] = 1;
+    c[b'{' as usize] = 2;
+    c[b'}' as usize] = 3;
+    c
+};
 
 /// Scans `t`, which need not be valid JSON: on anything malformed or cut short the scan
 /// stops and reports what it found so far (serde_json then names the real problem).
+///
+/// Only `"`, `{` and `}` matter outside strings: in valid JSON a string followed by `:`
+/// is a key of the innermost open object, whatever arrays lie between. A plain byte loop
+/// measured faster than SIMD search here: the gaps between tokens are a few bytes.
 pub(crate) fn scan(t: &[u8]) -> Scan {
     let mut found = Scan::default();
+    // For each open object, where its key hashes start in `keys`.
     let mut frames: Vec<usize> = Vec::new();
     let mut keys: Vec<u64> = Vec::new();
+    let n = t.len();
     let mut i = 0;
-    while i < t.len() {
-        match t[i] {
-            b'"' => {
-                let Some(s) = string_end(t, i + 1) else {
-                    return found;
-                };
-                if let Some(at) = s.lone_surrogate {
-                    found.lone_surrogate = Some(at);
+    while i < n {
+        match CLASS[usize::from(t[i])] {
+            0 => i += 1,
+            1 => {
+                let at = i;
+                i += 1;
+                while i < n && t[i] != b'"' && t[i] != b'\\' {
+                    i += 1;
+                }
+                let escaped = i < n && t[i] == b'\\';
+                if escaped {
+                    let Some(s) = string_end(t, at + 1) else {
+                        return found;
+                    };
+                    if let Some(pos) = s.lone_surrogate {
+                        found.lone_surrogate = Some(pos);
+                        return found;
+                    }
+                    i = s.end;
+                }
+                if i >= n {
                     return found;
                 }
-                i = s.end + 1;
-                let mut n = i;
-                while n < t.len() && t[n].is_ascii_whitespace() {
-                    n += 1;
+                let end = i;
+                i += 1;
+                while i < n && t[i].is_ascii_whitespace() {
+                    i += 1;
                 }
-                // In valid JSON a string followed by `:` is an object key.
-                if t.get(n) == Some(&b':') && frames.last().is_some_and(|&f| f != ARRAY) {
-                    keys.push(key_hash(&t[s.start - 1..=s.end], s.escaped));
-                    i = n + 1;
+                if i < n && t[i] == b':' && !frames.is_empty() {
+                    keys.push(key_hash(&t[at..=end], escaped));
+                    i += 1;
                 }
             }
-            b'{' | b'[' => {
+            2 => {
                 if frames.len() >= MAX_DEPTH {
                     return found;
                 }
-                frames.push(if t[i] == b'{' { keys.len() } else { ARRAY });
+                frames.push(keys.len());
                 i += 1;
             }
-            b'}' | b']' => {
+            _ => {
                 if let Some(f) = frames.pop()
-                    && f != ARRAY
                     && f <= keys.len()
                 {
                     found.duplicate_keys |= has_repeat(&mut keys[f..]);
@@ -67,7 +90,6 @@ pub(crate) fn scan(t: &[u8]) -> Scan {
                 }
                 i += 1;
             }
-            _ => i += 1,
         }
     }
     found
@@ -75,28 +97,22 @@ pub(crate) fn scan(t: &[u8]) -> Scan {
 
 /// Where a string ends and what its escapes hold.
 struct Str {
-    start: usize,
     /// Index of the closing quote.
     end: usize,
-    escaped: bool,
     lone_surrogate: Option<usize>,
 }
 
 /// The string whose content starts at `start`; None when the text ends inside it.
 fn string_end(t: &[u8], start: usize) -> Option<Str> {
     let mut j = start;
-    let mut escaped = false;
     loop {
         let k = j + memchr::memchr2(b'"', b'\\', t.get(j..)?)?;
         if t[k] == b'"' {
             return Some(Str {
-                start,
                 end: k,
-                escaped,
                 lone_surrogate: None,
             });
         }
-        escaped = true;
         if t.get(k + 1) != Some(&b'u') {
             j = k + 2;
             continue;
@@ -106,24 +122,22 @@ fn string_end(t: &[u8], start: usize) -> Option<Str> {
             0xD800..=0xDBFF => {
                 // A high surrogate must be followed at once by a low one.
                 if *t.get(k + 6)? != b'\\' || *t.get(k + 7)? != b'u' {
-                    return Some(lone(start, k));
+                    return Some(lone(k));
                 }
                 if !matches!(hex4(t.get(k + 8..k + 12)?)?, 0xDC00..=0xDFFF) {
-                    return Some(lone(start, k));
+                    return Some(lone(k));
                 }
                 k + 12
             }
-            0xDC00..=0xDFFF => return Some(lone(start, k)),
+            0xDC00..=0xDFFF => return Some(lone(k)),
             _ => k + 6,
         };
     }
 }
 
-fn lone(start: usize, at: usize) -> Str {
+fn lone(at: usize) -> Str {
     Str {
-        start,
         end: at,
-        escaped: true,
         lone_surrogate: Some(at),
     }
 }
@@ -203,7 +217,12 @@ mod tests {
         ] {
             assert_eq!(s(t), Scan::default(), "{t}");
         }
-        let deep = "[".repeat(100_000);
-        assert_eq!(s(&deep), Scan::default());
+        for deep in [
+            "[".repeat(100_000),
+            "{".repeat(100_000),
+            "{\"a\":".repeat(100_000),
+        ] {
+            assert_eq!(s(&deep), Scan::default());
+        }
     }
 }

@@ -69,3 +69,46 @@ fn escaped_fields() -> Delimited<&'static str, FieldFn<FieldFormat>> {
     };
     debug_fn(write).delimited(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_log_fields_are_escaped() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(escaped_fields())
+            .with_target(false)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let api = "x\u{1b}[2J\nFORGED\u{202e}";
+            tracing::warn!(stream = %api, "got {api}");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            " WARN got x\\u{1b}[2J\\nFORGED\\u{202e} stream=x\\u{1b}[2J\\nFORGED\\u{202e}\n"
+        );
+    }
+}
