@@ -103,6 +103,8 @@ impl Drop for Api {
 }
 
 /// Runs `runtime sync` against `api`; returns the run and the child's peak RSS in bytes.
+// The child is reaped by `wait4`, which std's `wait` cannot see.
+#[allow(clippy::zombie_processes)]
 fn sync(sb: &Sandbox, api: &Api, args: &[&str]) -> (Run, u64) {
     let spec = sb.path().join("spec.yaml");
     let out = sb.out();
@@ -152,6 +154,7 @@ fn sync(sb: &Sandbox, api: &Api, args: &[&str]) -> (Run, u64) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("runtime {all:?} did not finish within 60 s");
         }
         std::thread::sleep(Duration::from_millis(5));

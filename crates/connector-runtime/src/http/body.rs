@@ -69,9 +69,9 @@ fn check(len: u64, limit: u64) -> Result<(), BodyError> {
 pub fn show_bytes(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
     const KIB: u64 = 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{n} bytes ({} MiB)", n / MIB)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{n} bytes ({} KiB)", n / KIB)
     } else {
         format!("{n} bytes")
