@@ -30,6 +30,7 @@ pub struct SetupError(pub String);
 impl Engine {
     /// Builds the engine; renders the credentials with the configuration.
     pub fn new(spec: Spec, config: ResolvedConfig, out_dir: PathBuf) -> Result<Self, SetupError> {
+        crate::host::check_names(&spec).map_err(|e| SetupError(e.0))?;
         let ctx = config.context();
         let http = Http::new(&spec, &ctx, config.redactor().clone())
             .map_err(|e| SetupError(config.redact(&e.to_string())))?;

@@ -30,6 +30,7 @@ pub fn prepare(
     sets: &[String],
 ) -> Result<Prepared, UsageError> {
     let loaded = connector_spec::load(spec).map_err(|e| UsageError(render_load_error(&e)))?;
+    check_names(&loaded.spec)?;
     let env = |k: &str| std::env::var(k).ok();
     let config = ResolvedConfig::resolve(&loaded.spec, config, sets, &env)
         .map_err(|e| UsageError(format!("{}: {e}", spec.display())))?;
@@ -59,14 +60,60 @@ pub fn open_state(
     out: Option<&Path>,
     state: Option<&Path>,
 ) -> Result<crate::state::StateStore, UsageError> {
+    let (connector, path) = state_file(spec, out, state)?;
+    crate::state::StateStore::open(&path, &connector).map_err(|e| UsageError(e.to_string()))
+}
+
+/// [`open_state`] to change it: the state file's lock is taken first (refused while a
+/// sync uses that state) and held until the returned lock is dropped.
+pub fn open_state_for_writing(
+    spec: &Path,
+    out: Option<&Path>,
+    state: Option<&Path>,
+) -> Result<(crate::state::StateStore, folder_lock::Lock), UsageError> {
+    let (connector, path) = state_file(spec, out, state)?;
+    let lock = crate::sync::lock_state(&path).map_err(|e| UsageError(e.0))?;
+    let store =
+        crate::state::StateStore::open(&path, &connector).map_err(|e| UsageError(e.to_string()))?;
+    Ok((store, lock))
+}
+
+/// The connector's name and the path of its state file.
+fn state_file(
+    spec: &Path,
+    out: Option<&Path>,
+    state: Option<&Path>,
+) -> Result<(String, PathBuf), UsageError> {
     let loaded = connector_spec::load(spec).map_err(|e| UsageError(render_load_error(&e)))?;
+    check_names(&loaded.spec)?;
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("output").join(&loaded.spec.name));
     let path = state
         .map(Path::to_path_buf)
         .unwrap_or_else(|| out.join("state.json"));
-    crate::state::StateStore::open(&path, &loaded.spec.name).map_err(|e| UsageError(e.to_string()))
+    Ok((loaded.spec.name, path))
+}
+
+/// Refuses a spec with a name that cannot be part of a file name. `validate` already
+/// reports these; this keeps a spec built some other way from reaching a path.
+pub fn check_names(spec: &connector_spec::Spec) -> Result<(), UsageError> {
+    use connector_spec::names::{NAME_RULE, is_name};
+    let sections = [
+        ("stream", spec.streams.keys().collect::<Vec<_>>()),
+        ("webhook", spec.webhooks.keys().collect()),
+        ("push target", spec.push.keys().collect()),
+    ];
+    let connector = std::iter::once(("connector", &spec.name));
+    let all = sections
+        .iter()
+        .flat_map(|(what, names)| names.iter().map(move |n| (*what, *n)));
+    match connector.chain(all).find(|(_, n)| !is_name(n)) {
+        None => Ok(()),
+        Some((what, name)) => Err(UsageError(format!(
+            "{what} name {name:?} cannot be part of a file name; use {NAME_RULE}"
+        ))),
+    }
 }
 
 /// A spec's errors as `validate` prints them: location, message, the source line, a caret.

@@ -183,11 +183,15 @@ pub async fn push(engine: &Engine, opts: &PushOptions) -> Result<PushSummary, Pu
         }
         None => Box::new(BufReader::new(std::io::stdin())),
     };
-    let done = done_keys(&opts.results)?;
     if let Some(dir) = opts.results.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| PushError(format!("cannot create {}: {e}", dir.display())))?;
     }
+    // One writer per results file, taken before it is read: a second push would send
+    // the same records again and interleave its outcomes with ours.
+    let _results_lock = folder_lock::Lock::file(&opts.results, Some("--results"))
+        .map_err(|e| PushError(e.to_string()))?;
+    let done = done_keys(&opts.results)?;
     let torn = ends_mid_line(&opts.results);
     let mut out = OpenOptions::new()
         .create(true)

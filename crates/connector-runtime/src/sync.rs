@@ -113,6 +113,9 @@ pub async fn run(
             opts.out_dir.display()
         ))
     })?;
+    // Before anything in the folder is written or cleaned up: one writer per folder.
+    let _folder_lock = folder_lock::Lock::folder(&opts.out_dir, Some("--out"))
+        .map_err(|e| SetupError(e.to_string()))?;
 
     // Children first, so each parent can be given its children's senders; and each
     // stream reports its end to its parent, which saves its own state only after every
@@ -138,7 +141,8 @@ pub async fn run(
         done_tx.insert(name.clone(), tx);
     }
 
-    let state = if names.iter().any(|n| {
+    // The state's lock is held to the end of the run, like the folder's.
+    let (state, _state_lock) = if names.iter().any(|n| {
         engine
             .spec
             .streams
@@ -149,14 +153,16 @@ pub async fn run(
             .state_path
             .clone()
             .unwrap_or_else(|| opts.out_dir.join("state.json"));
+        let lock = lock_state(&path)?;
         let store =
             StateStore::open(&path, &engine.spec.name).map_err(|e| SetupError(e.to_string()))?;
-        Some(StateMode {
+        let mode = StateMode {
             store: Arc::new(store),
             full_refresh: opts.full_refresh,
-        })
+        };
+        (Some(mode), Some(lock))
     } else {
-        None
+        (None, None)
     };
 
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
@@ -255,6 +261,28 @@ pub async fn run(
             })
             .collect(),
     })
+}
+
+/// Locks the state file (through its own lock file, wherever `--state` puts it, so
+/// `state reset` and a sync with another `--out` but the same `--state` are kept out too)
+/// and removes the temp files that dead runs' atomic writes of it left behind.
+pub(crate) fn lock_state(path: &std::path::Path) -> Result<folder_lock::Lock, SetupError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        SetupError(format!(
+            "cannot create the folder of the state file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let lock =
+        folder_lock::Lock::file(path, Some("--state")).map_err(|e| SetupError(e.to_string()))?;
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        crate::sink::remove_stale_temps(&dir, &format!(".{name}."));
+    }
+    Ok(lock)
 }
 
 fn name_of(run: &StreamRun) -> &str {

@@ -28,7 +28,11 @@ pub fn run(action: StateAction) -> ExitCode {
             state,
             streams,
         } => {
-            let store = match host::open_state(&common.spec, out.as_deref(), state.as_deref()) {
+            let (store, _lock) = match host::open_state_for_writing(
+                &common.spec,
+                out.as_deref(),
+                state.as_deref(),
+            ) {
                 Ok(s) => s,
                 Err(e) => return crate::usage_error(&e.0),
             };
