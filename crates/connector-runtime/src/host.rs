@@ -126,3 +126,27 @@ fn render_load_error(e: &connector_spec::LoadError) -> String {
         .trim_end()
         .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "version: 1\nname: shop\nhttp: { base_url: \"https://x\" }\nstreams:\n  orders: { path: /o, records: \"$[*]\" }\n";
+
+    #[test]
+    fn a_name_that_is_a_path_never_reaches_the_engine() {
+        let loaded = connector_spec::load_str(Path::new("t.yaml"), SPEC).unwrap();
+        assert!(check_names(&loaded.spec).is_ok());
+        for bad in ["../../../victim", "/tmp/victim", "a\nb", "a\0b", ".."] {
+            let mut spec = loaded.spec.clone();
+            let stream = spec.streams.shift_remove("orders").unwrap();
+            spec.streams.insert(bad.to_owned(), stream);
+            let e = check_names(&spec).unwrap_err();
+            assert!(e.0.starts_with("stream name \""), "{e}");
+            assert!(!e.0.contains('\n'), "{e:?}");
+            let mut spec = loaded.spec.clone();
+            spec.name = bad.to_owned();
+            assert!(check_names(&spec).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -137,6 +137,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stream_name_that_is_a_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("out");
+        for bad in ["../victim", "/tmp/victim", "a\nb", ""] {
+            let e = JsonlSink::create(&inner, bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert!(!inner.exists(), "nothing was created");
+    }
+
+    #[test]
     fn replaces_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("s.jsonl"), "old\n").unwrap();
