@@ -107,15 +107,13 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<SyncReport, SetupError> {
     let names = select(&engine.spec, &opts.streams)?;
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
-        SetupError(format!(
-            "cannot create the output folder {}: {e}",
-            opts.out_dir.display()
-        ))
-    })?;
-    // Before anything in the folder is written or cleaned up: one writer per folder.
-    let _folder_lock = folder_lock::Lock::folder(&opts.out_dir, Some("--out"))
-        .map_err(|e| SetupError(e.to_string()))?;
+    // Before anything in the folder is written or cleaned up: one writer per folder. The
+    // streams write where the engine says; a host that gave it another folder gets that
+    // one locked too.
+    let _folder_lock = lock_folder(&opts.out_dir)?;
+    let _engine_lock = (engine.out_dir != opts.out_dir)
+        .then(|| lock_folder(&engine.out_dir))
+        .transpose()?;
 
     // Children first, so each parent can be given its children's senders; and each
     // stream reports its end to its parent, which saves its own state only after every
@@ -261,6 +259,17 @@ pub async fn run(
             })
             .collect(),
     })
+}
+
+/// Creates the output folder and locks it.
+fn lock_folder(dir: &std::path::Path) -> Result<folder_lock::Lock, SetupError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        SetupError(format!(
+            "cannot create the output folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    folder_lock::Lock::folder(dir, Some("--out")).map_err(|e| SetupError(e.to_string()))
 }
 
 /// Locks the state file (through its own lock file, wherever `--state` puts it, so
