@@ -659,11 +659,14 @@ impl Sandbox {
             .collect()
     }
 
-    /// Names of the files in the output folder, sorted.
+    /// Names of the files in the output folder, sorted; without the lock files
+    /// (`.runtime.lock`, `.<file>.lock`), which stay on purpose and lock nothing once
+    /// their process ends.
     pub fn out_files(&self) -> Vec<String> {
         let mut v: Vec<String> = match std::fs::read_dir(self.out()) {
             Ok(rd) => rd
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !(n.starts_with('.') && n.ends_with(".lock")))
                 .collect(),
             Err(_) => Vec::new(),
         };

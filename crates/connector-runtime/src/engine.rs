@@ -30,6 +30,7 @@ pub struct SetupError(pub String);
 impl Engine {
     /// Builds the engine; renders the credentials with the configuration.
     pub fn new(spec: Spec, config: ResolvedConfig, out_dir: PathBuf) -> Result<Self, SetupError> {
+        crate::host::check_names(&spec).map_err(|e| SetupError(e.0))?;
         for w in config.warnings() {
             tracing::warn!("{w}");
         }

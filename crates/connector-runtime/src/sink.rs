@@ -20,9 +20,15 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Starts `<dir>/<stream>.jsonl`; nothing replaces the current file until [`commit`](Self::commit).
     pub fn create(dir: &Path, stream: &str) -> io::Result<Self> {
+        if !connector_spec::names::is_name(stream) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("stream name {stream:?} cannot be part of a file name"),
+            ));
+        }
         fs::create_dir_all(dir)?;
         let target = dir.join(format!("{stream}.jsonl"));
-        remove_stale_temps(dir, stream);
+        remove_stale_temps(dir, &format!(".{stream}.jsonl."));
         let tmp = dir.join(format!(".{stream}.jsonl.{}.tmp", std::process::id()));
         let file = File::create(&tmp)?;
         Ok(Self {
@@ -62,18 +68,32 @@ impl Drop for JsonlSink {
     }
 }
 
-/// Removes temp files a killed run left behind for this stream.
-fn remove_stale_temps(dir: &Path, stream: &str) {
-    let prefix = format!(".{stream}.jsonl.");
+/// Removes the temp files `<prefix><pid>.tmp` that dead runs left behind in `dir`.
+///
+/// The caller holds the folder's lock, so such a file can only be a dead process's; a
+/// file whose pid is alive (another process, say one that ignores the lock) is left alone
+/// all the same, and so is any name not of that exact form.
+pub fn remove_stale_temps(dir: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let me = std::process::id();
     for e in entries.flatten() {
         let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") {
-            let _ = fs::remove_file(e.path());
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != me && folder_lock::pid_alive(pid) {
+            tracing::debug!(file = %e.path().display(), pid, "temp file of a live process left alone");
+            continue;
         }
+        let _ = fs::remove_file(e.path());
     }
 }
 
@@ -115,6 +135,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_name_that_is_a_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("out");
+        for bad in ["../victim", "/tmp/victim", "a\nb", ""] {
+            let e = JsonlSink::create(&inner, bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert!(!inner.exists(), "nothing was created");
+    }
 
     #[test]
     fn replaces_only_on_commit() {

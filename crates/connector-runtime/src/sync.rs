@@ -107,12 +107,13 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<SyncReport, SetupError> {
     let names = select(&engine.spec, &opts.streams)?;
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
-        SetupError(format!(
-            "cannot create the output folder {}: {e}",
-            opts.out_dir.display()
-        ))
-    })?;
+    // Before anything in the folder is written or cleaned up: one writer per folder. The
+    // streams write where the engine says; a host that gave it another folder gets that
+    // one locked too.
+    let _folder_lock = lock_folder(&opts.out_dir)?;
+    let _engine_lock = (engine.out_dir != opts.out_dir)
+        .then(|| lock_folder(&engine.out_dir))
+        .transpose()?;
 
     // Children first, so each parent can be given its children's senders; and each
     // stream reports its end to its parent, which saves its own state only after every
@@ -138,7 +139,8 @@ pub async fn run(
         done_tx.insert(name.clone(), tx);
     }
 
-    let state = if names.iter().any(|n| {
+    // The state's lock is held to the end of the run, like the folder's.
+    let (state, _state_lock) = if names.iter().any(|n| {
         engine
             .spec
             .streams
@@ -149,14 +151,16 @@ pub async fn run(
             .state_path
             .clone()
             .unwrap_or_else(|| opts.out_dir.join("state.json"));
+        let lock = lock_state(&path)?;
         let store =
             StateStore::open(&path, &engine.spec.name).map_err(|e| SetupError(e.to_string()))?;
-        Some(StateMode {
+        let mode = StateMode {
             store: Arc::new(store),
             full_refresh: opts.full_refresh,
-        })
+        };
+        (Some(mode), Some(lock))
     } else {
-        None
+        (None, None)
     };
     if let Some(mode) = &state {
         crate::stream::preflight(&engine, &names, mode).map_err(SetupError)?;
@@ -258,6 +262,39 @@ pub async fn run(
             })
             .collect(),
     })
+}
+
+/// Creates the output folder and locks it.
+fn lock_folder(dir: &std::path::Path) -> Result<folder_lock::Lock, SetupError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        SetupError(format!(
+            "cannot create the output folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    folder_lock::Lock::folder(dir, Some("--out")).map_err(|e| SetupError(e.to_string()))
+}
+
+/// Locks the state file (through its own lock file, wherever `--state` puts it, so
+/// `state reset` and a sync with another `--out` but the same `--state` are kept out too)
+/// and removes the temp files that dead runs' atomic writes of it left behind.
+pub(crate) fn lock_state(path: &std::path::Path) -> Result<folder_lock::Lock, SetupError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        SetupError(format!(
+            "cannot create the folder of the state file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let lock =
+        folder_lock::Lock::file(path, Some("--state")).map_err(|e| SetupError(e.to_string()))?;
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        crate::sink::remove_stale_temps(&dir, &format!(".{name}."));
+    }
+    Ok(lock)
 }
 
 fn name_of(run: &StreamRun) -> &str {

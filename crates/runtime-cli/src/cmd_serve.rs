@@ -32,6 +32,7 @@ pub fn run(common: Common, listen: String, out: Option<PathBuf>, limits: &ServeL
     };
     match crate::block_on(receiver.run(&out_dir, &listen, on_listening, shutdown_signal())) {
         Err(code) => code,
+        Ok(Err(e)) if e.is_usage() => crate::usage_error(&e.to_string()),
         Ok(Err(e)) => {
             eprintln!(
                 "error: {}",

@@ -28,7 +28,7 @@ pub fn run(action: StateAction) -> ExitCode {
             state,
             streams,
         } => {
-            let store = match host::open_state_for_reset(
+            let (store, _lock) = match host::open_state_for_reset(
                 &common.spec,
                 out.as_deref(),
                 state.as_deref(),

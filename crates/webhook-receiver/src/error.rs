@@ -71,4 +71,15 @@ pub enum RunError {
     /// A background thread stopped unexpectedly.
     #[error("{0}")]
     Worker(String),
+    /// Another process writes to the output folder (a usage error: exit status 2).
+    #[error(transparent)]
+    Locked(#[from] folder_lock::LockError),
+}
+
+impl RunError {
+    /// Whether the user must change the command (another `--out`, or wait), rather than
+    /// the machine being at fault.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Locked(folder_lock::LockError::Held { .. }))
+    }
 }

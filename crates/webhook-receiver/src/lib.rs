@@ -135,6 +135,9 @@ impl Receiver {
             path: out.to_path_buf(),
             source,
         })?;
+        // Before the store is opened or any file recovered: one writer per folder (two
+        // drains appending the same events would duplicate them).
+        let _folder_lock = folder_lock::Lock::folder(out, Some("--out"))?;
         let db = store::path_in(out);
         let wake = Arc::new(Wake::default());
         let (writer, writer_thread) = store::open(&db, wake.clone())?;

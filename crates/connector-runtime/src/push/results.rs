@@ -56,6 +56,8 @@ pub struct Results {
     path: PathBuf,
     written: u64,
     error: Option<String>,
+    /// Held for the whole run: one push per results file.
+    _lock: Option<folder_lock::Lock>,
 }
 
 /// Opens the results file for appending and reads the keys an earlier run already
@@ -65,6 +67,18 @@ pub fn open_results(path: &Path, max_line: usize) -> Result<(Results, HashSet<St
         std::fs::create_dir_all(dir)
             .map_err(|e| PushError(format!("cannot create {}: {e}", dir.display())))?;
     }
+    // One writer per results file, taken before it is read: a second push would send the
+    // same records again and interleave its outcomes with ours. A device (/dev/null) is
+    // nobody's record of outcomes and needs no lock.
+    let device = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    let lock = if device {
+        None
+    } else {
+        Some(
+            folder_lock::Lock::file(path, Some("--results"))
+                .map_err(|e| PushError(e.to_string()))?,
+        )
+    };
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -82,6 +96,7 @@ pub fn open_results(path: &Path, max_line: usize) -> Result<(Results, HashSet<St
         path: path.to_owned(),
         written: 0,
         error: None,
+        _lock: lock,
     };
     if regular && ends_mid_line(&mut results.file) {
         // A crash cut the last line short: start on a new line, or the first outcome of this
