@@ -160,38 +160,7 @@ pub struct Server {
 
 /// Starts a server that answers every request with `handler` and logs every request.
 pub fn serve(handler: impl Fn(&Logged) -> Reply + Send + Sync + 'static) -> Server {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let shared = Shared {
-        log: log.clone(),
-        handler: Arc::new(handler),
-    };
-    let app = Router::new().fallback(handle).with_state(shared);
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("test server did not start");
-    Server {
-        addr,
-        log,
-        stop: Some(stop_tx),
-    }
+    serve_on("127.0.0.1", handler)
 }
 
 /// [`serve`] on another loopback address, e.g. `127.0.0.2` (on Linux every 127.x.y.z is

@@ -121,37 +121,34 @@ impl Extractor {
             Some(at) => surrogate(at),
             None => not_json(e),
         };
-        let fast = match &self.fast {
-            Some(fields) => {
-                let scan = crate::json_scan::scan(body);
-                if let Some(at) = scan.lone_surrogate {
-                    return Err(surrogate(at));
-                }
-                // A duplicate key anywhere: the general path, where the last value wins
-                // everywhere, records and metadata alike.
-                (!scan.duplicate_keys).then_some(fields)
-            }
-            None => None,
-        };
-        if let Some(fields) = fast {
+        if let Some(fields) = &self.fast {
             let mut out = Vec::new();
-            let mut de = serde_json::Deserializer::from_str(text);
-            let walked = Walk {
-                fields,
-                out: &mut out,
-            }
-            .deserialize(&mut de);
-            match walked {
-                Ok(Walked::Done(meta, found)) => {
-                    de.end().map_err(not_json)?;
-                    return Ok(Page {
-                        meta,
-                        records: out,
-                        path_missing: !found,
-                    });
+            let (scan, walked) = scan_beside(body, || {
+                let mut de = serde_json::Deserializer::from_str(text);
+                Walk {
+                    fields,
+                    out: &mut out,
                 }
-                Ok(Walked::Fallback) => {}
-                Err(e) => return Err(not_json(e)),
+                .deserialize(&mut de)
+                .and_then(|w| de.end().map(|()| w))
+            });
+            if let Some(at) = scan.lone_surrogate {
+                return Err(surrogate(at));
+            }
+            // A duplicate key anywhere: the general path, where the last value wins
+            // everywhere, records and metadata alike.
+            if !scan.duplicate_keys {
+                match walked {
+                    Ok(Walked::Done(meta, found)) => {
+                        return Ok(Page {
+                            meta,
+                            records: out,
+                            path_missing: !found,
+                        });
+                    }
+                    Ok(Walked::Fallback) => {}
+                    Err(e) => return Err(not_json(e)),
+                }
             }
         }
         let doc: Value = serde_json::from_str(text).map_err(not_json)?;
@@ -242,6 +239,30 @@ fn minify_in_place(buf: &mut Vec<u8>, start: usize) {
         w += 1;
     }
     buf.truncate(w);
+}
+
+/// Pages from this size up are scanned on a second thread while the fast path walks them:
+/// the scan costs about as much as the walk, and a thread costs tens of microseconds.
+const SCAN_BESIDE_FROM: usize = 64 * 1024;
+
+/// Runs the duplicate-key and surrogate scan of `body` and `walk` side by side (one after
+/// the other for small pages) and returns both results.
+fn scan_beside<T>(body: &[u8], walk: impl FnOnce() -> T) -> (crate::json_scan::Scan, T) {
+    if body.len() < SCAN_BESIDE_FROM {
+        return (crate::json_scan::scan(body), walk());
+    }
+    std::thread::scope(|s| {
+        let side = std::thread::Builder::new()
+            .name("json-scan".into())
+            .spawn_scoped(s, || crate::json_scan::scan(body));
+        let walked = walk();
+        // No thread to be had, or one that failed: scan here instead.
+        let scan = match side.map(|h| h.join()) {
+            Ok(Ok(scan)) => scan,
+            _ => crate::json_scan::scan(body),
+        };
+        (scan, walked)
+    })
 }
 
 /// The result of walking a body along the records' fields.

@@ -62,6 +62,8 @@ pub struct HttpError {
     pub status: Option<u16>,
     /// Attempts made.
     pub attempts: u32,
+    /// The first bytes of the last response's body, printable and masked; empty when none.
+    pub snippet: String,
 }
 
 /// Retry settings in usable form.
@@ -210,6 +212,7 @@ impl Http {
                         ),
                         status: None,
                         attempts: attempt - 1,
+                        snippet: String::new(),
                     });
                 }
             };
@@ -236,6 +239,7 @@ impl Http {
                         message: fatal.reason,
                         status: fatal.status,
                         attempts: attempt,
+                        snippet: fatal.snippet,
                     });
                 }
             };
@@ -266,6 +270,7 @@ impl Http {
                         ),
                         status: failure.status,
                         attempts: attempt,
+                        snippet: failure.snippet.clone(),
                     });
                 }
                 let why = if attempt >= self.retry.max_attempts {
@@ -285,6 +290,7 @@ impl Http {
                     ),
                     status: failure.status,
                     attempts: attempt,
+                    snippet: failure.snippet,
                 });
             }
             // The API asked everyone to wait, not only this request: one pause for the
@@ -423,7 +429,7 @@ impl Http {
             reason: format!("{status} from {shown}{hint}{body_part}"),
             status: Some(status),
             dictated: None,
-            snippet: String::new(),
+            snippet,
         })
     }
 }

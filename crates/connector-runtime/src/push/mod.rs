@@ -560,11 +560,7 @@ async fn send_waiting_in_flight(
 /// Idempotency-Key draft): its body says so, or it answers our own retry of a request
 /// whose first attempt may still be running. Any other 409 is a conflict.
 fn is_in_flight(e: &crate::http::HttpError) -> bool {
-    e.status == Some(409)
-        && (e.attempts > 1
-            || e.message
-                .split_once("; body: ")
-                .is_some_and(|(_, body)| says_in_flight(body)))
+    e.status == Some(409) && (e.attempts > 1 || says_in_flight(&e.snippet))
 }
 
 /// Whether a 409's body says the request is still in progress.
