@@ -629,7 +629,10 @@ async fn webhooks_are_signed_under_each_scheme() {
             .unwrap();
         s.webhook_demo(3);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while got.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        // The sender counts a delivery after the receiver's answer reaches it: wait for both.
+        while (got.lock().unwrap().len() < 4 || s.webhook_stats().delivered < 4)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let got = got.lock().unwrap().clone();
