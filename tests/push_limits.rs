@@ -5,11 +5,10 @@
 mod push_support;
 mod support;
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use push_support::{
     TOKEN, demo, order, orders, orders_target, posts, push, results_by_line, results_path, sandbox,
@@ -31,14 +30,8 @@ fn run_measured(dir: &Path, args: &[String], fsize: Option<u64>) -> Measured {
     cmd.args(args)
         .current_dir(dir)
         .env_remove("RUNTIME_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs here. A
-    // `pre_exec` also makes the child a fork rather than a vfork: a vfork child inherits the
-    // test process's lifetime peak as its own `ru_maxrss`, a fork child only its current RSS
-    // (kept small: no test here holds a large input in memory).
+        .env("NO_COLOR", "1");
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs here.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(limit) = fsize {
@@ -54,48 +47,10 @@ fn run_measured(dir: &Path, args: &[String], fsize: Option<u64>) -> Measured {
             Ok(())
         });
     }
-    // Reaped below with wait4, which also gives its resource usage.
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd.spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid; wait4 only writes into what we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        // SAFETY: as above; WNOHANG so a hung child cannot hang the test.
-        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if rc == pid {
-            break;
-        }
-        assert_eq!(rc, 0, "wait4 failed");
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("runtime {args:?} did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let (run, rss) = support::run_peak(cmd, args.to_vec(), Duration::from_secs(90));
     Measured {
-        run: Run {
-            args: args.to_vec(),
-            code,
-            stdout: t_out.join().unwrap(),
-            stderr: t_err.join().unwrap(),
-        },
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        run,
+        peak_rss_mib: rss as f64 / (1024.0 * 1024.0),
     }
 }
 

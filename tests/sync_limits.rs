@@ -8,10 +8,10 @@
 mod support;
 
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -103,8 +103,6 @@ impl Drop for Api {
 }
 
 /// Runs `runtime sync` against `api`; returns the run and the child's peak RSS in bytes.
-// The child is reaped by `wait4`, which std's `wait` cannot see.
-#[allow(clippy::zombie_processes)]
 fn sync(sb: &Sandbox, api: &Api, args: &[&str]) -> (Run, u64) {
     let spec = sb.path().join("spec.yaml");
     let out = sb.out();
@@ -118,54 +116,13 @@ fn sync(sb: &Sandbox, api: &Api, args: &[&str]) -> (Run, u64) {
         &base,
     ];
     all.extend_from_slice(args);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runtime"))
-        .args(&all)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runtime"));
+    cmd.args(&all)
         .current_dir(sb.path())
         .env_remove("RUNTIME_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (status, rss) = loop {
-        let mut status = 0;
-        // SAFETY: a plain syscall on our own child, with pointers to live locals.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        assert!(got >= 0, "wait4 failed");
-        if got == pid {
-            // ru_maxrss is in KiB on Linux.
-            break (status, usage.ru_maxrss as u64 * 1024);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("runtime {all:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    let run = Run {
-        args: all.iter().map(|s| s.to_string()).collect(),
-        code,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    };
+        .env("NO_COLOR", "1");
+    let args = all.iter().map(|s| s.to_string()).collect();
+    let (run, rss) = support::run_peak(cmd, args, Duration::from_secs(60));
     eprintln!(
         "runtime {:?}: exit {:?}, peak RSS {:.1} MiB",
         &run.args[5..],

@@ -158,6 +158,64 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// Runs a prepared `runtime` command to its end (stdin closed, stdout and stderr captured)
+/// and reaps it with `wait4`, for its own peak RSS in bytes; fails the test after
+/// `timeout`. A `pre_exec` hook (none is needed: one that does nothing is added) makes the
+/// child a fork rather than a vfork: a vfork child inherits the test process's lifetime peak
+/// as its own `ru_maxrss`.
+// The child is reaped by `wait4`, which std's `wait` cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run_peak(mut cmd: Command, args: Vec<String>, timeout: Duration) -> (Run, u64) {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the hook does nothing, so it is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| Ok(()));
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + timeout;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 only writes into what we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: as above; WNOHANG so a hung child cannot hang the test.
+        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if got == pid {
+            break;
+        }
+        assert_eq!(got, 0, "wait4 failed");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("runtime {args:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let run = Run {
+        args,
+        code,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    // ru_maxrss is in KiB on Linux.
+    (run, usage.ru_maxrss as u64 * 1024)
+}
+
 /// Starts a server that answers every request with `handler` and logs every request.
 pub fn serve(handler: impl Fn(&Logged) -> Reply + Send + Sync + 'static) -> Server {
     serve_on("127.0.0.1", handler)
