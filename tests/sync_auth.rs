@@ -480,3 +480,35 @@ fn oauth2_token_endpoint_refusing_the_client_fails_clearly() {
     assert!(!srv.requests_to("/oauth/token").is_empty());
     assert_no_secret(&sb, &run, "cs-refused-55");
 }
+
+#[test]
+fn an_oauth2_token_response_past_1_mib_is_refused_not_retried() {
+    // 2 MiB of JSON whitespace before the token: no token endpoint answers like that.
+    let huge = format!("{}{{\"access_token\": \"t\"}}", " ".repeat(2 << 20));
+    let srv = serve(move |r| match r.path.as_str() {
+        "/oauth/token" => Reply::json(huge.clone()),
+        _ => Reply::json(format!(r#"{{"items": [{}]}}"#, recs([1]))),
+    });
+    let sb = Sandbox::new();
+    sb.spec(&spec_full(
+        "  client_secret: { type: string, secret: true }",
+        r#"  auth:
+    kind: oauth2_client_credentials
+    token_url: "{{ config.base_url }}/oauth/token"
+    client_id: app-1
+    client_secret: "{{ config.client_secret }}""#,
+        r#"
+  items:
+    path: /items
+    records: $.items[*]
+"#,
+    ));
+    let run = sb.sync(&srv, &["--set", "client_secret=cs-huge-77"]);
+    run.expect_code(1).expect_stderr(&[
+        "stream items failed",
+        "is larger than 1048576 bytes (1 MiB): not a token response",
+    ]);
+    assert!(srv.requests_to("/items").is_empty());
+    assert_eq!(srv.requests_to("/oauth/token").len(), 1);
+    assert_no_secret(&sb, &run, "cs-huge-77");
+}
