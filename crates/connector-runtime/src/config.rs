@@ -52,6 +52,14 @@ pub enum ConfigError {
         /// The value given (masked when secret).
         got: String,
     },
+    /// A templated default that cannot be evaluated.
+    #[error("the default of config.{key} cannot be evaluated: {message}")]
+    Default {
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
     /// `--set` without `=`.
     #[error("--set {0}: expected KEY=VALUE")]
     BadSet(String),
@@ -127,7 +135,7 @@ impl ResolvedConfig {
                     })?
                 }
                 None => match &decl.default {
-                    Some(d) => d.clone(),
+                    Some(d) => default_value(key, d)?,
                     None if decl.is_required() => {
                         return Err(ConfigError::Missing {
                             key: key.clone(),
@@ -238,6 +246,23 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
     }
 }
 
+/// A declared default; a string default with template syntax (functions only, such as
+/// `now()`) is evaluated now, keeping the type of a one-expression template.
+fn default_value(key: &str, d: &Value) -> Result<Value, ConfigError> {
+    let Some(text) = d.as_str() else {
+        return Ok(d.clone());
+    };
+    let t = connector_spec::Template::new(text);
+    if t.is_literal() {
+        return Ok(d.clone());
+    }
+    t.eval(serde_json::json!({}))
+        .map_err(|e| ConfigError::Default {
+            key: key.to_owned(),
+            message: e.0,
+        })
+}
+
 /// Converts a value to the declared type; strings from `--set` and the environment are parsed.
 fn coerce(kind: ConfigType, v: Value, secret: bool) -> Result<Value, (&'static str, String)> {
     let shown = |v: &Value| {
@@ -285,6 +310,25 @@ fn coerce(kind: ConfigType, v: Value, secret: bool) -> Result<Value, (&'static s
                 _ => bad("true or false", &v),
             },
             _ => bad("true or false", &v),
+        },
+        ConfigType::Array => match v {
+            Value::Array(_) => Ok(v),
+            Value::String(s) => match serde_json::from_str::<Value>(s.trim()) {
+                Ok(a @ Value::Array(_)) => Ok(a),
+                _ => bad("a JSON list such as [\"a\", \"b\"]", &Value::String(s)),
+            },
+            other => bad("a list", &other),
+        },
+        ConfigType::Object => match v {
+            Value::Object(_) => Ok(v),
+            Value::String(s) => match serde_json::from_str::<Value>(s.trim()) {
+                Ok(o @ Value::Object(_)) => Ok(o),
+                _ => bad(
+                    "a JSON object such as {\"region\": \"eu\"}",
+                    &Value::String(s),
+                ),
+            },
+            other => bad("a mapping", &other),
         },
         ConfigType::Datetime => match &v {
             Value::String(s) => {

@@ -3,18 +3,21 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
-use connector_spec::{CursorType, Incremental, JsonPath};
+use connector_spec::{CursorType, Incremental, JsonPath, TimeFormat};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::OwnedFormatItem;
-use time::format_description::well_known::Rfc3339;
 
 /// How to read and compare one stream's cursor.
 #[derive(Debug, Clone)]
 pub struct CursorKind {
     field: Field,
     kind: CursorType,
-    format: Option<OwnedFormatItem>,
+    /// How a datetime cursor is written (RFC 3339 unless `incremental.format` says).
+    format: TimeFormat,
+    /// Whether `incremental.format` was given, for messages.
+    custom_format: bool,
+    /// How the value sent in `param`/`end_param` is written, when not as the cursor.
+    param_format: Option<TimeFormat>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,9 +40,15 @@ impl CursorKind {
             Field::Name(inc.cursor_field.clone())
         };
         let format = match &inc.format {
+            Some(f) => {
+                TimeFormat::parse(f).map_err(|e| CursorError(format!("incremental.format: {e}")))?
+            }
+            None => TimeFormat::Rfc3339,
+        };
+        let param_format = match &inc.param_format {
             Some(f) => Some(
-                time::format_description::parse_owned::<2>(f)
-                    .map_err(|e| CursorError(format!("incremental.format `{f}`: {e}")))?,
+                TimeFormat::parse(f)
+                    .map_err(|e| CursorError(format!("incremental.param_format: {e}")))?,
             ),
             None => None,
         };
@@ -47,7 +56,57 @@ impl CursorKind {
             field,
             kind: inc.cursor_type,
             format,
+            custom_format: inc.format.is_some(),
+            param_format,
         })
+    }
+
+    /// A cursor or window bound as the API wants it in `param`/`end_param`: as it is,
+    /// or the same instant in `incremental.param_format`.
+    pub fn sent(&self, v: &str) -> Result<String, CursorError> {
+        let Some(f) = &self.param_format else {
+            return Ok(v.to_owned());
+        };
+        let t = self.instant(v)?;
+        f.format(t)
+            .map_err(|e| CursorError(format!("incremental.param_format: {e}")))
+    }
+
+    /// A bound written in a template (`incremental.start`/`end`) in the cursor's own form:
+    /// an RFC 3339 time such as `now() | shift(days=-30)` is converted for a cursor
+    /// written otherwise (another format, Unix seconds or millis); anything else is kept.
+    pub fn normalize(&self, v: &str) -> String {
+        if !self.kind.is_time() || self.parses(v).is_ok() {
+            return v.to_owned();
+        }
+        let Some(t) = connector_spec::timefmt::read_any(v) else {
+            return v.to_owned();
+        };
+        let own = match self.kind {
+            CursorType::UnixSeconds => TimeFormat::UnixSeconds.format(t),
+            CursorType::UnixMillis => TimeFormat::UnixMillis.format(t),
+            _ => self.format.format(t),
+        };
+        own.unwrap_or_else(|_| v.to_owned())
+    }
+
+    /// The instant a time cursor stands for.
+    fn instant(&self, v: &str) -> Result<OffsetDateTime, CursorError> {
+        let unix = match self.kind {
+            CursorType::UnixSeconds => TimeFormat::UnixSeconds,
+            CursorType::UnixMillis => TimeFormat::UnixMillis,
+            CursorType::Datetime => {
+                return self.datetime(v).ok_or_else(|| self.bad_datetime(v));
+            }
+            CursorType::Integer | CursorType::String => {
+                return Err(CursorError(format!(
+                    "cursor value `{}` is not a time, so it has no other format",
+                    show(v)
+                )));
+            }
+        };
+        unix.read(v)
+            .ok_or_else(|| CursorError(format!("cursor value `{}` is not a Unix time", show(v))))
     }
 
     /// The cursor value of a record, as written in it (`None` when absent or null).
@@ -65,14 +124,7 @@ impl CursorKind {
     }
 
     fn datetime(&self, s: &str) -> Option<OffsetDateTime> {
-        match &self.format {
-            Some(f) => OffsetDateTime::parse(s, f).ok().or_else(|| {
-                time::PrimitiveDateTime::parse(s, f)
-                    .ok()
-                    .map(|p| p.assume_utc())
-            }),
-            None => OffsetDateTime::parse(s, &Rfc3339).ok(),
-        }
+        self.format.read(s)
     }
 
     /// Orders two cursor values by the declared type.
@@ -103,7 +155,7 @@ impl CursorKind {
         CursorError(format!(
             "cursor value `{}` is not a date-time{}; set incremental.cursor_type or incremental.format",
             show(s),
-            if self.format.is_some() {
+            if self.custom_format {
                 " in incremental.format"
             } else {
                 " (RFC 3339 expected)"
@@ -178,11 +230,9 @@ impl CursorKind {
                             show(v)
                         ))
                     })?;
-                let out = match &self.format {
-                    Some(f) => t.format(f),
-                    None => t.format(&Rfc3339),
-                };
-                out.map_err(|e| CursorError(e.to_string()))
+                self.format
+                    .format(t)
+                    .map_err(|e| CursorError(e.to_string()))
             }
         }
     }
@@ -207,6 +257,7 @@ mod tests {
             lookback: None,
             cursor_type: kind,
             format: format.map(str::to_owned),
+            param_format: None,
             sorted: false,
             future_tolerance: None,
         }

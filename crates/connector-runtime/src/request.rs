@@ -85,7 +85,12 @@ impl BodyTemplate {
     pub fn render(&self, ctx: &Value, field: &str) -> Result<Value, RenderError> {
         Ok(match self {
             BodyTemplate::Literal(v) => v.clone(),
-            BodyTemplate::Text(t) => Value::String(render(t, ctx, field)?),
+            // One expression keeps its JSON type: `"{{ page.limit }}"` is a number,
+            // `"{{ page.cursor }}"` on the first page is null.
+            BodyTemplate::Text(t) => t.eval(ctx).map_err(|e| RenderError {
+                field: field.to_owned(),
+                message: e.to_string(),
+            })?,
             BodyTemplate::Array(items) => Value::Array(
                 items
                     .iter()

@@ -187,12 +187,12 @@ impl Inc {
             render(t, &ctx, &format!("{field}.{f}"))
                 .map_err(|e| StreamError(engine.http.redact(&e.to_string())))
         };
-        let start = rendered(&spec.start, "start")?;
+        let kind = CursorKind::new(spec).map_err(|e| StreamError(e.0))?;
+        let start = kind.normalize(&rendered(&spec.start, "start")?);
         let end = match &spec.end {
-            Some(t) => Some(rendered(t, "end")?),
+            Some(t) => Some(kind.normalize(&rendered(t, "end")?)),
             None => None,
         };
-        let kind = CursorKind::new(spec).map_err(|e| StreamError(e.0))?;
         let track = Track {
             top: Pos::from(&prior.position),
             partitions: prior
@@ -319,10 +319,10 @@ impl Window {
         };
         let mut params = Vec::new();
         if let Some(p) = &inc.spec.param {
-            params.push((p.clone(), lower.clone()));
+            params.push((p.clone(), inc.kind.sent(&lower)?));
         }
         if let (Some(p), Some(e)) = (&inc.spec.end_param, &inc.end) {
-            params.push((p.clone(), e.clone()));
+            params.push((p.clone(), inc.kind.sent(e)?));
         }
         Ok(Self {
             params,
@@ -371,6 +371,7 @@ mod tests {
             lookback: None,
             cursor_type: connector_spec::CursorType::Datetime,
             format: None,
+            param_format: None,
             sorted: true,
             future_tolerance: None,
         };

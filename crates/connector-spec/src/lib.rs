@@ -20,6 +20,8 @@ mod schema_errors;
 mod source_text;
 mod suggest;
 pub mod template;
+mod template_time;
+pub mod timefmt;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Location, Severity};
@@ -28,3 +30,4 @@ pub use jsonpath::{JsonPath, JsonPathError};
 pub use load::{LoadError, LoadedSpec, load, load_str};
 pub use model::*;
 pub use template::{Template, TemplateError};
+pub use timefmt::{FormatError, TimeFormat};

@@ -59,7 +59,8 @@ pub struct ConfigDecl {
     /// What the value is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Used when no other source gives a value.
+    /// Used when no other source gives a value. A string default may be a template of
+    /// functions only, e.g. `"{{ now() | shift(days=-30) }}"` (evaluated at each run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     /// Whether a value must be given; defaults to true when there is no default.
@@ -95,6 +96,10 @@ pub enum ConfigType {
     Boolean,
     /// An RFC 3339 date-time such as `2024-01-01T00:00:00Z`.
     Datetime,
+    /// A list, e.g. `["acme", "globex"]` (JSON from `--set` and the environment).
+    Array,
+    /// A mapping, e.g. `{"region": "eu"}` (JSON from `--set` and the environment).
+    Object,
 }
 
 /// How to talk to the API.
@@ -575,9 +580,15 @@ pub struct Incremental {
     /// How cursor values compare.
     #[serde(default)]
     pub cursor_type: CursorType,
-    /// `time` format description of a datetime cursor that is not RFC 3339.
+    /// Format of a datetime cursor that is not RFC 3339: a strftime pattern such as
+    /// `%Y-%m-%d %H:%M:%S`, `date`, or a `time` format description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// Format of the value sent in `param` and `end_param` when the API filters in another
+    /// form than its records carry: `rfc3339`, `date`, `unix_seconds`, `unix_millis`,
+    /// `unix_micros` or a strftime pattern. Default: the cursor's own form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_format: Option<String>,
     /// The API returns records sorted by the cursor, so state is saved after every page.
     #[serde(default)]
     pub sorted: bool,

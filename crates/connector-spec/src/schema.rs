@@ -166,7 +166,7 @@ mod tests {
             }
         }
         let types = &defs["ConfigType"]["oneOf"];
-        assert_eq!(types.as_array().map(Vec::len), Some(5));
+        assert_eq!(types.as_array().map(Vec::len), Some(7));
         assert_eq!(s["properties"]["version"]["maximum"], 1);
         assert_eq!(
             defs["Stream"]["properties"]["incremental"]["$ref"],

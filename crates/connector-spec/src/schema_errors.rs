@@ -225,10 +225,11 @@ impl<'a> Mapper<'a> {
                 );
             }
             ValidationErrorKind::Pattern { pattern } => {
+                let (message, help) = pattern_words(pattern, instance);
                 self.push(
                     self.value_loc(&ptr),
-                    format!("{} does not match the pattern `{pattern}`", show(instance)),
-                    describe_owned(parent_schema),
+                    message,
+                    help.or_else(|| describe_owned(parent_schema)),
                 );
             }
             ValidationErrorKind::OneOfNotValid { context }
@@ -561,6 +562,39 @@ fn parent_pointer(p: &str) -> &str {
 
 fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
+}
+
+/// A pattern mismatch in words: the patterns of the format have a meaning that a regex
+/// does not say (a JSONPath starts with `$`, a webhook path with `/`).
+fn pattern_words(pattern: &str, instance: &Value) -> (String, Option<String>) {
+    let shown = show(instance);
+    match pattern {
+        "^\\$" => {
+            let text = instance.as_str().unwrap_or_default();
+            let fixed = if text.starts_with('.') || text.starts_with('[') {
+                format!("${text}")
+            } else {
+                format!("$.{text}")
+            };
+            (
+                format!("{shown} is not a JSONPath: a JSONPath starts with `$`"),
+                Some(format!(
+                    "write `{fixed}` (JSONPath, RFC 9535: `$` is the whole document)"
+                )),
+            )
+        }
+        "^/" => (
+            format!("{shown} must start with `/`"),
+            Some(format!(
+                "write `/{}`",
+                instance.as_str().unwrap_or_default()
+            )),
+        ),
+        _ => (
+            format!("{shown} does not match the pattern `{pattern}`"),
+            None,
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ const FUEL: u64 = 200_000;
 pub struct Template {
     source: String,
     compiled: OnceLock<Result<Arc<Environment<'static>>, String>>,
+    /// For a template that is one expression: the same expression written as JSON.
+    as_json: OnceLock<Result<Arc<Environment<'static>>, String>>,
 }
 
 /// A template failed to compile or to render.
@@ -34,7 +36,41 @@ impl Template {
         Self {
             source: source.into(),
             compiled: OnceLock::new(),
+            as_json: OnceLock::new(),
         }
+    }
+
+    /// The expression of a template that is exactly one `{{ ... }}`, e.g. `page.cursor`.
+    pub fn expression(&self) -> Option<&str> {
+        let inner = self
+            .source
+            .trim()
+            .strip_prefix("{{")?
+            .strip_suffix("}}")?
+            .trim_start_matches('-')
+            .trim_end_matches('-');
+        let single = !inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%");
+        single.then_some(inner.trim()).filter(|e| !e.is_empty())
+    }
+
+    /// Evaluates the template to a JSON value: a template that is one expression keeps
+    /// the expression's type (a number stays a number, none is null, an object an
+    /// object); any other template is its rendered text.
+    pub fn eval<S: Serialize>(&self, ctx: S) -> Result<serde_json::Value, TemplateError> {
+        let Some(expr) = self.expression() else {
+            return self.render(ctx).map(serde_json::Value::String);
+        };
+        let env = self
+            .as_json
+            .get_or_init(|| compile_json(expr).map(Arc::new))
+            .as_ref()
+            .map_err(|e| TemplateError(e.clone()))?;
+        let text = env
+            .get_template(NAME)
+            .and_then(|t| t.render(minijinja::value::Serde(ctx)))
+            .map_err(|e| TemplateError(describe(&e)))?;
+        serde_json::from_str(&text)
+            .map_err(|e| TemplateError(format!("the value of `{expr}` is not JSON: {e}")))
     }
 
     /// The template as written in the spec.
@@ -95,14 +131,41 @@ fn environment() -> Environment<'static> {
     // `debug` would print the whole context, secrets included.
     env.remove_global("debug");
     env.set_fuel(Some(FUEL));
+    register(&mut env);
     env
 }
+
+/// Adds the runtime's own functions and filters (time) to a minijinja environment.
+pub(crate) fn register(env: &mut Environment<'static>) {
+    crate::template_time::register(env);
+}
+
+/// Names of the functions a template may call besides minijinja's own.
+pub(crate) const FUNCTIONS: [&str; 1] = crate::template_time::FUNCTIONS;
 
 fn compile(source: &str) -> Result<Environment<'static>, String> {
     let mut env = environment();
     env.add_template_owned(NAME, source.to_owned())
         .map_err(|e| describe(&e))?;
     Ok(env)
+}
+
+/// An environment whose template writes the value of `expr` as JSON.
+fn compile_json(expr: &str) -> Result<Environment<'static>, String> {
+    let mut env = environment();
+    env.add_filter("__json", strict_json);
+    env.add_template_owned(NAME, format!("{{{{ ({expr}) | __json }}}}"))
+        .map_err(|e| describe(&e))?;
+    Ok(env)
+}
+
+/// `tojson` that refuses an undefined value instead of writing `null`, as rendering does.
+fn strict_json(v: minijinja::Value) -> Result<String, minijinja::Error> {
+    if v.is_undefined() {
+        return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+    }
+    serde_json::to_string(&v)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
 }
 
 /// One line: the error kind and detail, without minijinja's multi-line debug dump.
@@ -153,6 +216,19 @@ mod tests {
     #[test]
     fn syntax_error_is_reported() {
         assert!(Template::new("{{ config.x ").check().is_err());
+    }
+
+    #[test]
+    fn one_expression_keeps_its_json_type() {
+        let ctx = serde_json::json!({"page": {"cursor": null, "limit": 50}, "o": {"a": [1]}});
+        let eval = |s: &str| Template::new(s).eval(&ctx).unwrap();
+        assert_eq!(eval("{{ page.cursor }}"), serde_json::Value::Null);
+        assert_eq!(eval("{{ page.limit }}"), serde_json::json!(50));
+        assert_eq!(eval(" {{- o -}} "), serde_json::json!({"a": [1]}));
+        assert_eq!(eval("{{ page.limit * 2 }}"), serde_json::json!(100));
+        assert_eq!(eval("n={{ page.limit }}"), serde_json::json!("n=50"));
+        assert_eq!(eval("{{ 'a' }}{{ 'b' }}"), serde_json::json!("ab"));
+        assert!(Template::new("{{ missing }}").eval(&ctx).is_err());
     }
 
     #[test]

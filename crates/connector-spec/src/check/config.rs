@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::paths::is_rfc3339;
 use super::{Ctx, Parts, join};
 use crate::model::ConfigType;
+use crate::template::Template;
 
 pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
     for (name, decl) in &parts.config {
@@ -13,12 +14,21 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             continue;
         };
         let ptr = format!("{base}/default");
+        let template = default
+            .as_str()
+            .map(Template::new)
+            .filter(|t| !t.is_literal());
+        if let Some(t) = &template {
+            default_template(cx, &ptr, name, t);
+        }
         let ok = match decl.kind {
             ConfigType::String => default.is_string(),
             ConfigType::Integer => default.is_i64() || default.is_u64(),
             ConfigType::Number => default.is_number(),
             ConfigType::Boolean => default.is_boolean(),
-            ConfigType::Datetime => default.as_str().is_some_and(is_rfc3339),
+            ConfigType::Datetime => template.is_some() || default.as_str().is_some_and(is_rfc3339),
+            ConfigType::Array => default.is_array(),
+            ConfigType::Object => default.is_object(),
         };
         if !ok {
             let (message, help) = match decl.kind {
@@ -42,6 +52,14 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
                     format!("default of `config.{name}` is not a boolean"),
                     "write `true` or `false` without quotes, or change `type`",
                 ),
+                ConfigType::Array => (
+                    format!("default of `config.{name}` is not a list"),
+                    "write a YAML list such as `[a, b]`, or change `type`",
+                ),
+                ConfigType::Object => (
+                    format!("default of `config.{name}` is not a mapping"),
+                    "write a YAML mapping such as `{ region: eu }`, or change `type`",
+                ),
             };
             cx.error(cx.value(&ptr), message, Some(help.into()));
         }
@@ -56,5 +74,30 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
                 ),
             );
         }
+    }
+}
+
+/// A templated default may call functions (`now()`) but read no variable: it is
+/// evaluated before any other value exists.
+fn default_template(cx: &mut Ctx<'_>, ptr: &str, name: &str, t: &Template) {
+    if let Err(e) = t.check() {
+        cx.error(
+            cx.value(ptr),
+            format!("default of `config.{name}` does not parse as a template: {e}"),
+            None,
+        );
+        return;
+    }
+    let vars = t.variables().unwrap_or_default();
+    let functions = crate::template::FUNCTIONS;
+    if let Some(var) = vars
+        .iter()
+        .find(|v| !functions.contains(&v.split('.').next().unwrap_or_default()))
+    {
+        cx.error(
+            cx.value(ptr),
+            format!("default of `config.{name}` reads `{var}`; a default can call functions such as `now()` but read no variable"),
+            Some("e.g. `default: \"{{ now() | shift(days=-30) }}\"`".into()),
+        );
     }
 }

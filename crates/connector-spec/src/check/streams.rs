@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::templates::{self, Scope};
 use super::{Ctx, Parts, join, paths};
-use crate::model::{CursorType, Pagination, Stream};
+use crate::model::{CursorType, Method, Pagination, Stream};
 use crate::suggest;
+use crate::timefmt::TimeFormat;
 
 /// Largest `schema_file` read.
 const MAX_SCHEMA_FILE: u64 = 4 * 1024 * 1024;
@@ -32,7 +33,18 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
         }
         if let Some(body) = &stream.body {
             templates::check_body(cx, parts, &p("body"), body, scope);
+            if stream.method == Method::Get {
+                cx.error(
+                    cx.key(&p("body")),
+                    format!("stream `{name}` has a `body` but its method is GET, which sends none"),
+                    Some(
+                        "add `method: POST` (search and GraphQL APIs read the body of a POST)"
+                            .into(),
+                    ),
+                );
+            }
         }
+        duplicate_params(cx, parts, &base, stream);
         paths::jsonpath(cx, &p("records"), &stream.records);
         pagination(cx, &base, stream);
         incremental(cx, parts, &base, stream);
@@ -189,13 +201,106 @@ fn incremental(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
                 "`format` only applies to `cursor_type: datetime`",
                 None,
             );
-        } else if let Err(e) = time::format_description::parse_owned::<2>(f) {
+        } else if let Err(e) = TimeFormat::parse(f) {
             cx.error(
                 cx.value(&p("format")),
-                format!("`{f}` is not a time format description: {e}"),
-                Some("e.g. `[year]-[month]-[day] [hour]:[minute]:[second]`".into()),
+                e.0,
+                Some("e.g. `%Y-%m-%d %H:%M:%S` (strftime) or `[year]-[month]-[day]` (a `time` format description)".into()),
             );
         }
+    }
+    if let Some(f) = &inc.param_format {
+        if !inc.cursor_type.is_time() {
+            cx.error(
+                cx.key(&p("param_format")),
+                "`param_format` converts a time cursor; this stream's `cursor_type` is not a time",
+                Some("set `cursor_type: datetime`, `unix_seconds` or `unix_millis`, or remove `param_format`".into()),
+            );
+        } else if let Err(e) = TimeFormat::parse(f) {
+            cx.error(cx.value(&p("param_format")), e.0, None);
+        } else if inc.param.is_none() && inc.end_param.is_none() {
+            cx.warning(
+                cx.key(&p("param_format")),
+                "`param_format` is set but neither `param` nor `end_param` is, so no value is sent",
+                None,
+            );
+        }
+    }
+    dotted_cursor_field(cx, &p("cursor_field"), &inc.cursor_field);
+}
+
+/// A dotted name such as `attributes.updated` reads a top-level field of that exact name,
+/// which is almost never what was meant: the nested field is the JSONPath
+/// `$.attributes.updated`.
+fn dotted_cursor_field(cx: &mut Ctx<'_>, ptr: &str, field: &str) {
+    if field.starts_with('$') || !field.contains('.') {
+        return;
+    }
+    cx.error(
+        cx.value(ptr),
+        format!("`{field}` is read as one field named `{field}`, not as a nested field"),
+        Some(format!(
+            "for the nested field write the JSONPath `$.{field}`; for a field whose name has a dot write `$['{field}']`"
+        )),
+    );
+}
+
+/// Query parameters that a stream sets itself and that the paginator or the incremental
+/// window also sends: the API would get both values.
+fn duplicate_params(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
+    let mut owned: Vec<(&str, &str)> = Vec::new();
+    match &stream.pagination {
+        Pagination::Offset {
+            offset_param,
+            limit_param,
+            ..
+        } => {
+            owned.push((offset_param.as_str(), "pagination.offset_param"));
+            owned.push((limit_param.as_str(), "pagination.limit_param"));
+        }
+        Pagination::PageNumber {
+            page_param,
+            size_param,
+            ..
+        } => {
+            owned.push((page_param.as_str(), "pagination.page_param"));
+            if let Some(s) = size_param {
+                owned.push((s.as_str(), "pagination.size_param"));
+            }
+        }
+        Pagination::Cursor {
+            param, page_size, ..
+        } => {
+            owned.push((param.as_str(), "pagination.param"));
+            if let Some(ps) = page_size {
+                owned.push((ps.param.as_str(), "pagination.page_size.param"));
+            }
+        }
+        Pagination::None | Pagination::NextUrl { .. } | Pagination::LinkHeader { .. } => {}
+    }
+    if let Some(inc) = &stream.incremental {
+        if let Some(p) = &inc.param {
+            owned.push((p.as_str(), "incremental.param"));
+        }
+        if let Some(p) = &inc.end_param {
+            owned.push((p.as_str(), "incremental.end_param"));
+        }
+    }
+    let http_params = parts.http.iter().flat_map(|h| h.params.keys());
+    for key in stream.params.keys().chain(http_params) {
+        let Some((_, owner)) = owned.iter().find(|(name, _)| *name == key.as_str()) else {
+            continue;
+        };
+        let (ptr, whose) = if stream.params.contains_key(key) {
+            (join(&format!("{base}/params"), key), String::new())
+        } else {
+            (join("/http/params", key), format!(" of {base}"))
+        };
+        cx.error(
+            cx.key(&ptr),
+            format!("query parameter `{key}` is also sent by `{owner}`{whose}, so the API would receive it twice"),
+            Some(format!("remove `{key}` here: `{owner}` fills it on every request")),
+        );
     }
 }
 

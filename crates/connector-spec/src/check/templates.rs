@@ -131,7 +131,8 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, sc
                 None,
             ),
             "parent" | "incremental" | "record" => {}
-            name if GLOBAL_FUNCTIONS.contains(&name) => {}
+            name if GLOBAL_FUNCTIONS.contains(&name)
+                || crate::template::FUNCTIONS.contains(&name) => {}
             name => {
                 let available = scope.names();
                 let help = suggest::did_you_mean(name, available.iter().copied());
@@ -192,8 +193,9 @@ fn unknown_filter_or_test(src: &str) -> Option<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.remove_global("debug");
+    crate::template::register(&mut env);
     env.set_fuel(Some(20_000));
-    env.add_template("t", src).ok()?;
+    env.add_template_owned("t", src.to_owned()).ok()?;
     let err = env.get_template("t").ok()?.render(()).err()?;
     let what = match err.kind() {
         ErrorKind::UnknownFilter => "filter",
