@@ -268,7 +268,8 @@ fn method_path_and_body_templates_render_from_the_record() {
             json!({
                 "reference": rec["external_id"],
                 "source": "pipeline",
-                "nested": { "total": rec["total"].to_string() }
+                // One expression keeps its type: the number goes out as a number.
+                "nested": { "total": rec["total"] }
             })
         );
         assert!(is_uuid_v5(req.header("idempotency-key").unwrap()));
