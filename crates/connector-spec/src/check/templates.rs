@@ -131,6 +131,11 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, sc
                 None,
             ),
             "parent" | "incremental" | "record" => {}
+            name if crate::template::FUNCTIONS.contains(&name) && !calls(src, name) => cx.error(
+                span_of(cx, ptr, src, name),
+                format!("`{name}` is a function: call it as `{name}()`"),
+                Some(format!("e.g. `{{{{ {name}() | shift(days=-1) }}}}`")),
+            ),
             name if GLOBAL_FUNCTIONS.contains(&name)
                 || crate::template::FUNCTIONS.contains(&name) => {}
             name => {
@@ -168,6 +173,12 @@ pub(crate) fn check_body(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, body: &Valu
         }
         _ => {}
     }
+}
+
+/// Whether the template calls the function `name` (`name(` with optional spaces).
+fn calls(src: &str, name: &str) -> bool {
+    src.match_indices(name)
+        .any(|(i, _)| src[i + name.len()..].trim_start().starts_with('('))
 }
 
 /// Where `needle` (a variable path) is in the template, or the whole value.
