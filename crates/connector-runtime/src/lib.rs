@@ -15,7 +15,7 @@ pub mod extract;
 pub mod host;
 pub mod http;
 pub mod infer;
-mod json_scan;
+pub mod json_scan;
 pub mod origin;
 pub mod paginate;
 pub mod printable;
