@@ -12,6 +12,8 @@
 
 mod bytes;
 #[cfg(target_arch = "x86_64")]
+mod masks;
+#[cfg(target_arch = "x86_64")]
 mod simd;
 
 /// Deeper than this, serde_json refuses the body anyway (its recursion limit is 128).
@@ -231,6 +233,13 @@ mod tests {
     fn same(t: &[u8]) -> Scan {
         let fast = scan(t);
         assert_eq!(fast, scan_bytes(t), "{:?}", String::from_utf8_lossy(t));
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(simd::scan_with(t, false), fast, "SSE2");
+            if std::arch::is_x86_feature_detected!("avx2") {
+                assert_eq!(simd::scan_with(t, true), fast, "AVX2");
+            }
+        }
         fast
     }
 

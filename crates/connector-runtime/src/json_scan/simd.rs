@@ -8,17 +8,21 @@
 //! outside any string (where the two would read quotes differently) hands the rest of the
 //! text to the byte loop.
 
-use std::arch::x86_64::{
-    __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-    _mm_set1_epi8,
-};
-
+use super::masks::Masks;
 use super::{Scan, State, bytes, hash_in, key_hash, string_end};
 
 /// Scans `t` (see [`super::scan`]).
 pub(super) fn scan(t: &[u8]) -> Scan {
+    scan_with(t, std::arch::is_x86_feature_detected!("avx2"))
+}
+
+/// Scans `t` with AVX2 compares if `avx2` (which the caller has detected), else SSE2.
+pub(super) fn scan_with(t: &[u8], avx2: bool) -> Scan {
     let mut st = State::default();
-    let mut k = Blocks::default();
+    let mut k = Blocks {
+        avx2,
+        ..Blocks::default()
+    };
     let (blocks, tail) = t.as_chunks::<64>();
     for (n, b) in blocks.iter().enumerate() {
         match k.block(t, n * 64, b, &mut st) {
@@ -60,6 +64,8 @@ struct Blocks {
     last_backslash: usize,
     /// The opening quote of the last string checked for lone surrogates.
     checked: usize,
+    /// Whether this CPU has AVX2 (else SSE2, which every x86_64 has).
+    avx2: bool,
 }
 
 impl Default for Blocks {
@@ -70,6 +76,7 @@ impl Default for Blocks {
             last_open: 0,
             last_backslash: 0,
             checked: usize::MAX,
+            avx2: false,
         }
     }
 }
@@ -77,7 +84,7 @@ impl Default for Blocks {
 impl Blocks {
     /// Scans the block `b` at offset `base` of `t` (`b` may be a padded copy of the tail).
     fn block(&mut self, t: &[u8], base: usize, b: &[u8; 64], st: &mut State) -> Step {
-        let m = Masks::of(b);
+        let m = Masks::of(b, self.avx2);
         let escaped = if m.backslash | self.prev_escaped == 0 {
             0
         } else {
@@ -275,58 +282,6 @@ impl Before {
             hash_in(t, open + 1, end - open - 1)
         };
         st.keys.push(h);
-    }
-}
-
-/// One bit per byte of a block for each class that matters.
-struct Masks {
-    quote: u64,
-    backslash: u64,
-    /// `{` and `}`.
-    brace: u64,
-    /// What may follow a key's closing quote: `:` or a byte up to space (whitespace).
-    follow: u64,
-    /// `u` (escaped, it starts a `\u` escape).
-    u: u64,
-}
-
-impl Masks {
-    #[allow(unsafe_code)]
-    fn of(b: &[u8; 64]) -> Masks {
-        // SAFETY: SSE2 is part of every x86_64 target, so the feature `classify` is
-        // compiled for is always there.
-        unsafe { classify(b) }
-    }
-}
-
-/// The SSE2 compares behind [`Masks::of`].
-#[target_feature(enable = "sse2")]
-#[allow(unsafe_code)]
-fn classify(b: &[u8; 64]) -> Masks {
-    // SAFETY: each pointer is `b` plus 0, 16, 32 or 48, so the 16 bytes read lie inside
-    // the 64-byte array, and `loadu` takes any alignment.
-    let v =
-        [0, 16, 32, 48].map(|i| unsafe { _mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>()) });
-    let space = _mm_set1_epi8(0x20);
-    let mut m = [0u64; 5];
-    for (i, x) in v.into_iter().enumerate() {
-        let eq = |c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
-        let brace = _mm_or_si128(eq(b'{'), eq(b'}'));
-        let low = _mm_cmpeq_epi8(_mm_max_epu8(x, space), space);
-        let follow = _mm_or_si128(eq(b':'), low);
-        for (k, y) in [eq(b'"'), eq(b'\\'), brace, follow, eq(b'u')]
-            .into_iter()
-            .enumerate()
-        {
-            m[k] |= u64::from(_mm_movemask_epi8(y) as u16) << (16 * i);
-        }
-    }
-    Masks {
-        quote: m[0],
-        backslash: m[1],
-        brace: m[2],
-        follow: m[3],
-        u: m[4],
     }
 }
 
