@@ -71,7 +71,13 @@ impl State {
             && f <= self.keys.len()
         {
             let keys = &mut self.keys[f..];
-            if keys != self.clean.as_slice() && keys.len() > 1 {
+            let same = keys.len() == self.clean.len()
+                && keys
+                    .iter()
+                    .zip(&self.clean)
+                    .fold(0, |d, (a, b)| d | (a ^ b))
+                    == 0;
+            if !same && keys.len() > 1 {
                 if has_repeat(keys) {
                     self.found.duplicate_keys = true;
                 } else {
@@ -191,10 +197,24 @@ fn hash(b: &[u8]) -> u64 {
 /// The hash of the first `n` (up to 16) bytes of `w`; the bytes after them do not count.
 #[inline]
 fn short(w: &[u8; 16], n: usize) -> u64 {
-    let low = |k: usize| ((1u128 << (8 * k.min(8))) - 1) as u64;
+    /// For each length up to 16, which bytes of the two words count.
+    const KEEP: [(u64, u64); 17] = {
+        let mut k = [(0, 0); 17];
+        let mut n = 1;
+        while n <= 16 {
+            k[n] = if n <= 8 {
+                (u64::MAX >> (64 - 8 * n), 0)
+            } else {
+                (u64::MAX, u64::MAX >> (128 - 8 * n))
+            };
+            n += 1;
+        }
+        k
+    };
+    let (lo, hi) = KEEP[n.min(16)];
     let x = u128::from_le_bytes(*w);
-    let a = x as u64 & low(n);
-    let b = (x >> 64) as u64 & low(n.saturating_sub(8));
+    let a = x as u64 & lo;
+    let b = (x >> 64) as u64 & hi;
     mum(
         a ^ 0xa409_3822_299f_31d0,
         b ^ 0x082e_fa98_ec4e_6c89 ^ n as u64,

@@ -8,39 +8,49 @@
 //! outside any string (where the two would read quotes differently) hands the rest of the
 //! text to the byte loop.
 
-use super::masks::Masks;
+use super::masks::{self, Classify};
 use super::{Scan, State, bytes, hash_in, key_hash, string_end};
 
 /// Scans `t` (see [`super::scan`]).
 pub(super) fn scan(t: &[u8]) -> Scan {
-    scan_with(t, std::arch::is_x86_feature_detected!("avx2"))
+    scan_with(t, true)
 }
 
-/// Scans `t` with AVX2 compares if `avx2` (which the caller has detected), else SSE2.
+/// Scans `t`, with AVX2 compares if `avx2` and the CPU has them, else SSE2.
 pub(super) fn scan_with(t: &[u8], avx2: bool) -> Scan {
-    let mut st = State::default();
-    let mut k = Blocks {
-        avx2,
-        ..Blocks::default()
-    };
-    let (blocks, tail) = t.as_chunks::<64>();
-    for (n, b) in blocks.iter().enumerate() {
-        match k.block(t, n * 64, b, &mut st) {
-            Step::Go => {}
-            Step::Stop => return st.found,
-            Step::Bytes(at) => return bytes::run(t, at, st),
+    masks::run(Job(t), avx2)
+}
+
+/// The scan, for [`masks::run`] to compile for each instruction set.
+struct Job<'t>(&'t [u8]);
+
+impl masks::Job for Job<'_> {
+    type Out = Scan;
+
+    #[inline(always)]
+    fn run<C: Classify>(self, c: C) -> Scan {
+        let t = self.0;
+        let mut st = State::default();
+        let mut k = Blocks::default();
+        let (blocks, tail) = t.as_chunks::<64>();
+        for (n, b) in blocks.iter().enumerate() {
+            match k.block(c, t, n * 64, b, &mut st) {
+                Step::Go => {}
+                Step::Stop => return st.found,
+                Step::Bytes(at) => return bytes::run(t, at, st),
+            }
         }
-    }
-    if !tail.is_empty() {
-        // Spaces are inert here: they only ever make a key candidate that `t` refutes.
-        let mut last = [b' '; 64];
-        last[..tail.len()].copy_from_slice(tail);
-        match k.block(t, blocks.len() * 64, &last, &mut st) {
-            Step::Go | Step::Stop => {}
-            Step::Bytes(at) => return bytes::run(t, at, st),
+        if !tail.is_empty() {
+            // Spaces are inert here: they only ever make a key candidate that `t` refutes.
+            let mut last = [b' '; 64];
+            last[..tail.len()].copy_from_slice(tail);
+            match k.block(c, t, blocks.len() * 64, &last, &mut st) {
+                Step::Go | Step::Stop => {}
+                Step::Bytes(at) => return bytes::run(t, at, st),
+            }
         }
+        st.found
     }
-    st.found
 }
 
 /// What to do after a block.
@@ -64,8 +74,6 @@ struct Blocks {
     last_backslash: usize,
     /// The opening quote of the last string checked for lone surrogates.
     checked: usize,
-    /// Whether this CPU has AVX2 (else SSE2, which every x86_64 has).
-    avx2: bool,
 }
 
 impl Default for Blocks {
@@ -76,15 +84,22 @@ impl Default for Blocks {
             last_open: 0,
             last_backslash: 0,
             checked: usize::MAX,
-            avx2: false,
         }
     }
 }
 
 impl Blocks {
     /// Scans the block `b` at offset `base` of `t` (`b` may be a padded copy of the tail).
-    fn block(&mut self, t: &[u8], base: usize, b: &[u8; 64], st: &mut State) -> Step {
-        let m = Masks::of(b, self.avx2);
+    #[inline(always)]
+    fn block<C: Classify>(
+        &mut self,
+        c: C,
+        t: &[u8],
+        base: usize,
+        b: &[u8; 64],
+        st: &mut State,
+    ) -> Step {
+        let m = c.masks(b);
         let escaped = if m.backslash | self.prev_escaped == 0 {
             0
         } else {
@@ -107,7 +122,11 @@ impl Blocks {
         // cannot see what follows, so it is always a candidate.
         let keys = quotes & !inside & (m.follow >> 1 | 1 << 63);
         let braces = m.brace & !inside;
-        let surrogates = escaped & m.u;
+        let surrogates = if escaped == 0 {
+            0
+        } else {
+            escaped & c.eq(b, b'u')
+        };
         let before = Before {
             opens,
             backslash: m.backslash,
@@ -213,6 +232,10 @@ impl Before {
 
     /// Whether the string from `open` to bit `bit` holds a backslash.
     fn escaped(&self, open: usize, bit: u32) -> bool {
+        if self.backslash == 0 && self.last_backslash == 0 {
+            // No backslash in the text so far: the common case, one predictable branch.
+            return false;
+        }
         let below = self.backslash & ((1u64 << bit) - 1);
         if open < self.base {
             return below != 0 || self.last_backslash > open;
@@ -263,7 +286,7 @@ impl Before {
 
     /// A string closing at bit `bit`, inside an object: a key when `:` follows, past
     /// whitespace.
-    #[inline]
+    #[inline(always)]
     fn key(&self, t: &[u8], bit: u32, st: &mut State) {
         let end = self.base + bit as usize;
         let mut i = end + 1;
