@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use connector_runtime::json_scan::{Scan, scan, scan_bytes};
 
+/// A scan to time.
+type Scanner = fn(&[u8]) -> Scan;
+
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let dir = args
@@ -23,7 +26,7 @@ fn main() -> Result<(), String> {
     let pages = read_pages(&dir)?;
     let bytes: usize = pages.iter().map(Vec::len).sum();
     println!("{} pages, {:.1} MB", pages.len(), bytes as f64 / 1e6);
-    let scanners: [(&str, fn(&[u8]) -> Scan); 3] = [
+    let scanners: [(&str, Scanner); 3] = [
         ("before (ac52bb5)", before),
         ("byte loop", scan_bytes),
         ("simd", scan),
@@ -114,7 +117,7 @@ fn read_pages(dir: &str) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// Scans every page once: the time, and how many pages had duplicates and surrogates.
-fn time(pages: &[Vec<u8>], f: fn(&[u8]) -> Scan) -> (Duration, (usize, usize)) {
+fn time(pages: &[Vec<u8>], f: Scanner) -> (Duration, (usize, usize)) {
     let start = Instant::now();
     let mut found = (0, 0);
     for p in pages {
