@@ -63,7 +63,12 @@ fn main() -> Result<(), String> {
         ));
     }
     let mb_s = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
-    let hot: Vec<Duration> = (0..3).map(|i| hot.iter().map(|h| h[i]).sum()).collect();
+    let hot: Vec<Duration> = (0..3)
+        .map(|i| {
+            hot.iter()
+                .fold(Duration::ZERO, |s, h| s.saturating_add(h[i]))
+        })
+        .collect();
     println!(
         "best of {rounds} rounds; wall and CPU time of one pass over all pages; hot: each page scanned right after a scan of it, best per page, summed"
     );

@@ -2,9 +2,10 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m128i, __m256i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-    _mm_or_si128, _mm_set1_epi8, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8,
-    _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+    __m128i, __m256i, _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_loadu_si128,
+    _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8, _mm256_or_si256,
+    _mm256_set1_epi8,
 };
 
 /// One bit per byte of a 64-byte block (first byte lowest) for each class that matters.
@@ -23,6 +24,8 @@ pub(super) trait Classify: Copy {
     fn masks(self, b: &[u8; 64]) -> Masks;
     /// The bytes of one block equal to `c`.
     fn eq(self, b: &[u8; 64], c: u8) -> u64;
+    /// Each bit XOR all lower bits: 1 from an opening quote up to its closing quote.
+    fn prefix_xor(self, x: u64) -> u64;
 }
 
 /// Work generic over [`Classify`], which [`run`] compiles for each instruction set.
@@ -34,16 +37,20 @@ pub(super) trait Job {
 
 /// Runs `job` with AVX2 if `avx2` and the CPU has it, else with SSE2.
 pub(super) fn run<J: Job>(job: J, avx2: bool) -> J::Out {
-    if avx2 && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was just detected.
+    if avx2
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+    {
+        // SAFETY: AVX2 and PCLMULQDQ were just detected.
         unsafe { run_avx2(job) }
     } else {
         job.run(Sse2(()))
     }
 }
 
-/// `job` compiled with AVX2 enabled, so that the compares inline into its loop.
-#[target_feature(enable = "avx2")]
+/// `job` compiled with AVX2 and carry-less multiplication enabled, so that the compares
+/// inline into its loop.
+#[target_feature(enable = "avx2,pclmulqdq")]
 fn run_avx2<J: Job>(job: J) -> J::Out {
     job.run(Avx2(()))
 }
@@ -52,7 +59,7 @@ fn run_avx2<J: Job>(job: J) -> J::Out {
 #[derive(Clone, Copy)]
 pub(super) struct Sse2(());
 
-/// AVX2; only [`run`] makes one, after detecting it.
+/// AVX2 and PCLMULQDQ; only [`run`] makes one, after detecting them.
 #[derive(Clone, Copy)]
 pub(super) struct Avx2(());
 
@@ -68,6 +75,14 @@ impl Classify for Sse2 {
         // SAFETY: as above.
         unsafe { sse2_eq(b, c) }
     }
+
+    #[inline(always)]
+    fn prefix_xor(self, mut x: u64) -> u64 {
+        for s in [1, 2, 4, 8, 16, 32] {
+            x ^= x << s;
+        }
+        x
+    }
 }
 
 impl Classify for Avx2 {
@@ -81,6 +96,12 @@ impl Classify for Avx2 {
     fn eq(self, b: &[u8; 64], c: u8) -> u64 {
         // SAFETY: as above.
         unsafe { avx2_eq(b, c) }
+    }
+
+    #[inline(always)]
+    fn prefix_xor(self, x: u64) -> u64 {
+        // SAFETY: as above.
+        unsafe { clmul_prefix_xor(x) }
     }
 }
 
@@ -168,4 +189,12 @@ fn avx2_eq(b: &[u8; 64], c: u8) -> u64 {
     avx2_load(b).iter().enumerate().fold(0, |m, (i, x)| {
         m | u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(*x, c)) as u32) << (32 * i)
     })
+}
+
+/// The prefix XOR as one carry-less multiplication by all ones.
+#[target_feature(enable = "pclmulqdq")]
+#[inline]
+fn clmul_prefix_xor(x: u64) -> u64 {
+    let p = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
+    _mm_cvtsi128_si64(p) as u64
 }

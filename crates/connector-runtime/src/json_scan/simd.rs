@@ -106,7 +106,7 @@ impl Blocks {
             self.escaped(m.backslash)
         };
         let quotes = m.quote & !escaped;
-        let inside = prefix_xor(quotes) ^ self.in_string;
+        let inside = c.prefix_xor(quotes) ^ self.in_string;
         if m.backslash & !inside != 0 {
             // The byte loop ignores a backslash outside strings; the masks would let it
             // escape the next byte. Everything before this block agreed, so hand over.
@@ -245,7 +245,7 @@ impl Before {
 
     /// Visits braces and key candidates in order, the keys between two braces in one
     /// go (they belong to one object); false when nested too deep.
-    #[inline]
+    #[inline(always)]
     fn braces_and_keys(
         &self,
         t: &[u8],
@@ -306,13 +306,4 @@ impl Before {
         };
         st.keys.push(h);
     }
-}
-
-/// Each bit becomes the XOR of itself and all lower bits: 1 from an opening quote up to
-/// (not including) its closing quote.
-fn prefix_xor(mut x: u64) -> u64 {
-    for s in [1, 2, 4, 8, 16, 32] {
-        x ^= x << s;
-    }
-    x
 }
