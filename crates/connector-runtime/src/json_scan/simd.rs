@@ -1,4 +1,4 @@
-//! The scan over 64-byte blocks, after simdjson's stage 1: SSE2 compares make bitmasks of
+//! The scan over 64-byte blocks, after simdjson's stage 1: SSE2 or AVX2 compares make bitmasks of
 //! quotes, backslashes, braces and what may follow a key; carry-propagating bit tricks
 //! turn them into "inside a string"; only braces outside strings and the closing quotes
 //! of likely keys are then visited one by one.
