@@ -1,7 +1,7 @@
-//! The scan over 64-byte blocks, after simdjson's stage 1: SSE2 or AVX2 compares make bitmasks of
-//! quotes, backslashes, braces and what may follow a key; carry-propagating bit tricks
-//! turn them into "inside a string"; only braces outside strings and the closing quotes
-//! of likely keys are then visited one by one.
+//! The scan over 64-byte blocks, after simdjson's stage 1: SSE2 or AVX2 compares make
+//! bitmasks of quotes, backslashes, braces and what may follow a key; carry-propagating
+//! bit tricks turn them into "inside a string"; only braces outside strings and the
+//! closing quotes of likely keys are then visited one by one.
 //!
 //! It answers exactly as the byte loop does, malformed input included: strings holding a
 //! `\u` escape are checked by the same [`string_end`], and a block with a backslash
