@@ -242,7 +242,8 @@ fn minify_in_place(buf: &mut Vec<u8>, start: usize) {
 }
 
 /// Pages from this size up are scanned on a second thread while the fast path walks them:
-/// the scan costs about as much as the walk, and a thread costs tens of microseconds.
+/// the SIMD scan costs about a third of the walk, a thread tens of microseconds; beside
+/// saves wall time, inline CPU time (docs/performance.md, issue 11).
 const SCAN_BESIDE_FROM: usize = 64 * 1024;
 
 /// Runs the duplicate-key and surrogate scan of `body` and `walk` side by side (one after

@@ -3,6 +3,7 @@
 //! Owns HTTP (auth, rate limits, retries), pagination, record extraction, sinks,
 //! incremental state and the sync orchestration. It must not parse command lines or
 //! print for people directly: it reports through [`report`] events that a host renders.
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod redact;
@@ -15,7 +16,7 @@ pub mod extract;
 pub mod host;
 pub mod http;
 pub mod infer;
-mod json_scan;
+pub mod json_scan;
 pub mod origin;
 pub mod paginate;
 pub mod printable;

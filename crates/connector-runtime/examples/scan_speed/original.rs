@@ -1,3 +1,6 @@
+//! The scan as it was before the SIMD version (commit ac52bb5), verbatim but for
+//! visibility: the "before" of the comparison.
+//!
 //! One pass over a JSON body for the two things serde_json's paths disagree on:
 //! duplicate object keys and lone UTF-16 surrogate escapes.
 //!
@@ -11,7 +14,7 @@ const MAX_DEPTH: usize = 256;
 
 /// What the scan found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Scan {
+pub struct Scan {
     /// Some object holds the same key twice (or two keys whose hashes collide, which is
     /// handled the same way and costs only speed).
     pub duplicate_keys: bool,
@@ -34,7 +37,7 @@ const CLASS: [u8; 256] = {
 /// Only `"`, `{` and `}` matter outside strings: in valid JSON a string followed by `:`
 /// is a key of the innermost open object, whatever arrays lie between. A plain byte loop
 /// measured faster than SIMD search here: the gaps between tokens are a few bytes.
-pub(crate) fn scan(t: &[u8]) -> Scan {
+pub fn scan(t: &[u8]) -> Scan {
     let mut found = Scan::default();
     // For each open object, where its key hashes start in `keys`.
     let mut frames: Vec<usize> = Vec::new();
@@ -169,60 +172,4 @@ fn has_repeat(keys: &mut [u64]) -> bool {
     }
     keys.sort_unstable();
     keys.windows(2).any(|w| w[0] == w[1])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(text: &str) -> Scan {
-        scan(text.as_bytes())
-    }
-
-    #[test]
-    fn finds_duplicate_keys_at_any_depth() {
-        assert!(!s(r#"{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}"#).duplicate_keys);
-        assert!(s(r#"{"id":1,"id":2}"#).duplicate_keys);
-        assert!(s(r#"[{"x":{"k":1, "k" : 2}}]"#).duplicate_keys);
-        assert!(s(r#"{"a":1,"\u0061":2}"#).duplicate_keys);
-        // A value equal to a key is not a key; keys of sibling objects are separate.
-        assert!(!s(r#"{"a":"a","b":["a"],"c":{"a":1}}"#).duplicate_keys);
-        assert!(!s(r#"{"s":"has \"quotes\": and {braces}","t":1}"#).duplicate_keys);
-    }
-
-    #[test]
-    fn finds_lone_surrogates_only() {
-        assert_eq!(s(r#"{"s":"\ud83d\ude00 ok"}"#), Scan::default());
-        assert_eq!(s(r#"{"s":"\\ud800"}"#), Scan::default());
-        assert_eq!(s(r#"{"s":"\ud800"}"#).lone_surrogate, Some(6));
-        assert_eq!(s(r#"{"s":"\udc00"}"#).lone_surrogate, Some(6));
-        assert_eq!(s(r#"{"s":"\ud800\u0041"}"#).lone_surrogate, Some(6));
-        assert_eq!(s(r#"{"\ud800":1}"#).lone_surrogate, Some(2));
-    }
-
-    #[test]
-    fn malformed_or_cut_text_reports_nothing_and_never_panics() {
-        for t in [
-            "",
-            "\"",
-            "\"\\",
-            "\"\\u",
-            "\"\\ud8",
-            "\"\\ud800",
-            "\"\\ud800\\",
-            "}}]]",
-            "{\"a\":",
-            "{\"a\"",
-            "[\"\\u00zz\"]",
-        ] {
-            assert_eq!(s(t), Scan::default(), "{t}");
-        }
-        for deep in [
-            "[".repeat(100_000),
-            "{".repeat(100_000),
-            "{\"a\":".repeat(100_000),
-        ] {
-            assert_eq!(s(&deep), Scan::default());
-        }
-    }
 }
