@@ -9,10 +9,15 @@
 
 pub mod airbyte;
 pub mod catalog;
+pub mod commands;
 pub mod connection;
+pub mod destination;
 pub mod error;
 pub mod incoming;
+mod pending_sink;
+pub mod read;
 pub mod singer;
+pub mod wrapper;
 
 pub use error::{FailureType, ProtocolError};
 

@@ -75,6 +75,12 @@ impl<W: Write> Writer<W> {
         crate::airbyte::splice(&mut self.out, &head, lines, &tail)
     }
 
+    /// Writes a whole document (`--about`, `--discover`), already a line, and flushes.
+    pub fn raw(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.flush()
+    }
+
     /// Sends what is buffered.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()

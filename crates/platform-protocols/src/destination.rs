@@ -1,0 +1,246 @@
+//! The protocols as destinations of the engine: each stream's sink turns its lines into
+//! RECORD messages (the API's bytes spliced in) and its checkpoints into STATE messages,
+//! written after the records they cover have been flushed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use connector_runtime::state::StreamState;
+use connector_spec::Spec;
+use serde_json::{Map, Value};
+
+use crate::commands::{AirbyteOut, SingerOut, with};
+use crate::incoming::{self, Selection};
+use crate::pending_sink::{Destination, RecordSink, SinkError, StreamTarget};
+use crate::{airbyte, singer};
+
+/// What both protocols' destinations share: the spec, the selection, the incoming state.
+#[derive(Debug)]
+struct Plan {
+    spec: Spec,
+    selection: Selection,
+    prior: BTreeMap<String, StreamState>,
+}
+
+impl Plan {
+    fn prior_state(&self, stream: &str) -> Option<StreamState> {
+        self.selection.prior(&self.spec, stream, &self.prior)
+    }
+}
+
+fn sink_error(e: crate::ProtocolError) -> SinkError {
+    SinkError(e.message)
+}
+
+/// Airbyte's `read` as a destination.
+pub struct AirbyteDestination {
+    plan: Arc<Plan>,
+    out: AirbyteOut,
+}
+
+impl AirbyteDestination {
+    /// Emits the selected streams through `out`, resuming from `prior`.
+    pub fn new(
+        spec: Spec,
+        selection: Selection,
+        prior: BTreeMap<String, StreamState>,
+        out: AirbyteOut,
+    ) -> Self {
+        Self {
+            plan: Arc::new(Plan {
+                spec,
+                selection,
+                prior,
+            }),
+            out,
+        }
+    }
+}
+
+impl Destination for AirbyteDestination {
+    fn prior_state(&self, stream: &str) -> Result<Option<StreamState>, SinkError> {
+        Ok(self.plan.prior_state(stream))
+    }
+
+    fn open(&self, target: &StreamTarget<'_>) -> Result<Box<dyn RecordSink>, SinkError> {
+        Ok(Box::new(AirbyteSink {
+            plan: self.plan.clone(),
+            out: self.out.clone(),
+            stream: target.name.to_owned(),
+            selected: self.plan.selection.selected(target.name),
+            since_state: 0,
+        }))
+    }
+
+    fn location(&self, _stream: &str) -> String {
+        "standard output (Airbyte protocol)".into()
+    }
+}
+
+/// One stream's RECORD and STATE messages.
+struct AirbyteSink {
+    plan: Arc<Plan>,
+    out: AirbyteOut,
+    stream: String,
+    /// A parent run only to feed a selected child emits nothing.
+    selected: bool,
+    /// Records since the last STATE, for `sourceStats.recordCount`.
+    since_state: u64,
+}
+
+impl RecordSink for AirbyteSink {
+    fn write(&mut self, lines: &[u8]) -> Result<(), SinkError> {
+        if !self.selected {
+            return Ok(());
+        }
+        let at = crate::now_millis();
+        let n = with(&self.out, |w| w.records(&self.stream, lines, at)).map_err(sink_error)?;
+        self.since_state += n;
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, state: &mut StreamState) -> Result<(), SinkError> {
+        if !self.selected {
+            return Ok(());
+        }
+        let blob = incoming::state_blob(&self.plan.spec.name, state);
+        let n = std::mem::take(&mut self.since_state);
+        // `message` flushes the records buffered before it first: same buffer, in order.
+        with(&self.out, |w| {
+            w.message(&airbyte::Message::state(&self.stream, &blob, n))
+        })
+        .map_err(sink_error)
+    }
+
+    fn commit(mut self: Box<Self>, state: Option<&mut StreamState>) -> Result<(), SinkError> {
+        match state {
+            Some(st) => self.checkpoint(st),
+            None => with(&self.out, |w| w.flush()).map_err(sink_error),
+        }
+    }
+}
+
+/// A Singer tap's output as a destination: SCHEMA before a stream's first record, and
+/// STATE with every stream's bookmarks (Singer's state is one document).
+pub struct SingerDestination {
+    plan: Arc<Plan>,
+    out: SingerOut,
+    schemas: BTreeMap<String, Value>,
+    bookmarks: Arc<std::sync::Mutex<Map<String, Value>>>,
+}
+
+impl SingerDestination {
+    /// Emits the selected streams with their `schemas`; `bookmarks` are the incoming
+    /// state's, kept for streams that do not run.
+    pub fn new(
+        spec: Spec,
+        selection: Selection,
+        prior: BTreeMap<String, StreamState>,
+        schemas: BTreeMap<String, Value>,
+        bookmarks: Map<String, Value>,
+        out: SingerOut,
+    ) -> Self {
+        Self {
+            plan: Arc::new(Plan {
+                spec,
+                selection,
+                prior,
+            }),
+            out,
+            schemas,
+            bookmarks: Arc::new(std::sync::Mutex::new(bookmarks)),
+        }
+    }
+}
+
+impl Destination for SingerDestination {
+    fn prior_state(&self, stream: &str) -> Result<Option<StreamState>, SinkError> {
+        Ok(self.plan.prior_state(stream))
+    }
+
+    fn open(&self, target: &StreamTarget<'_>) -> Result<Box<dyn RecordSink>, SinkError> {
+        let selected = self.plan.selection.selected(target.name);
+        if selected {
+            let empty = Value::Object(Map::new());
+            let schema = self.schemas.get(target.name).unwrap_or(&empty);
+            let keys: Vec<String> = target
+                .stream
+                .primary_key
+                .as_ref()
+                .map(|k| k.fields().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default();
+            let marks: Vec<String> = target
+                .stream
+                .incremental
+                .as_ref()
+                .map(|i| vec![i.cursor_field.clone()])
+                .unwrap_or_default();
+            with(&self.out, |w| {
+                w.message(&singer::Message::Schema {
+                    stream: target.name,
+                    schema,
+                    key_properties: &keys,
+                    bookmark_properties: &marks,
+                })
+            })
+            .map_err(sink_error)?;
+        }
+        Ok(Box::new(SingerSink {
+            plan: self.plan.clone(),
+            out: self.out.clone(),
+            bookmarks: self.bookmarks.clone(),
+            stream: target.name.to_owned(),
+            selected,
+        }))
+    }
+
+    fn location(&self, _stream: &str) -> String {
+        "standard output (Singer)".into()
+    }
+}
+
+/// One stream's Singer RECORD messages and its share of the STATE.
+struct SingerSink {
+    plan: Arc<Plan>,
+    out: SingerOut,
+    bookmarks: Arc<std::sync::Mutex<Map<String, Value>>>,
+    stream: String,
+    selected: bool,
+}
+
+impl RecordSink for SingerSink {
+    fn write(&mut self, lines: &[u8]) -> Result<(), SinkError> {
+        if !self.selected {
+            return Ok(());
+        }
+        let at = crate::now_rfc3339();
+        with(&self.out, |w| w.records(&self.stream, lines, &at))
+            .map(|_| ())
+            .map_err(sink_error)
+    }
+
+    fn checkpoint(&mut self, state: &mut StreamState) -> Result<(), SinkError> {
+        if !self.selected {
+            return Ok(());
+        }
+        let mark = incoming::singer_bookmark(&self.plan.spec, &self.stream, state);
+        let mut marks = self
+            .bookmarks
+            .lock()
+            .map_err(|_| SinkError("the bookmarks' lock was poisoned".into()))?;
+        marks.insert(self.stream.clone(), mark);
+        let value = serde_json::json!({ "bookmarks": Value::Object(marks.clone()) });
+        // Under the bookmarks' lock, so two streams' STATEs go out in the order they were made.
+        with(&self.out, |w| {
+            w.message(&singer::Message::State { value: &value })
+        })
+        .map_err(sink_error)
+    }
+
+    fn commit(mut self: Box<Self>, state: Option<&mut StreamState>) -> Result<(), SinkError> {
+        match state {
+            Some(st) => self.checkpoint(st),
+            None => with(&self.out, |w| w.flush()).map_err(sink_error),
+        }
+    }
+}
