@@ -32,7 +32,10 @@ pub fn describe(spec_path: &Path, spec: &Spec, probes: &[Probe]) -> Vec<StreamIn
                 .find(|p| &p.stream == name)
                 .map(|p| p.sample.as_slice())
                 .unwrap_or(&[]);
-            let (schema, _) = schema_of(spec_path, stream, sample);
+            let (mut schema, source) = schema_of(spec_path, stream, sample);
+            if source == "inferred" {
+                relax(&mut schema);
+            }
             StreamInfo {
                 name: name.clone(),
                 schema: complete_schema(schema, stream),
@@ -46,6 +49,28 @@ pub fn describe(spec_path: &Path, spec: &Spec, probes: &[Probe]) -> Vec<StreamIn
             }
         })
         .collect()
+}
+
+/// Makes an inferred schema accept what its sample did not show: every value may be
+/// null and no property is required (a later page may lack a field the first page had;
+/// platforms and Singer targets validate records against this schema).
+fn relax(schema: &mut Value) {
+    let Value::Object(m) = schema else { return };
+    m.remove("required");
+    match m.get_mut("type") {
+        Some(Value::String(t)) if t != "null" => {
+            let t = std::mem::take(t);
+            m.insert("type".into(), json!([t, "null"]));
+        }
+        Some(Value::Array(ts)) if !ts.iter().any(|t| t == "null") => ts.push(json!("null")),
+        _ => {}
+    }
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.values_mut().for_each(relax);
+    }
+    if let Some(items) = m.get_mut("items") {
+        relax(items);
+    }
 }
 
 /// Whether the stream, or one of its ancestors, is incremental.
@@ -68,7 +93,8 @@ fn complete_schema(schema: Value, stream: &Stream) -> Value {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    schema.entry("type").or_insert_with(|| json!("object"));
+    // Records are objects, whatever an inferred schema allowed.
+    schema.insert("type".into(), json!("object"));
     let props = schema
         .entry("properties")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -95,6 +121,27 @@ pub fn cursor_path(field: &str) -> Vec<String> {
     match field.strip_prefix("$.") {
         Some(rest) => rest.split('.').map(str::to_owned).collect(),
         None => vec![field.to_owned()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inferred_schema_accepts_nulls_and_missing_fields() {
+        let mut s = json!({"type": "object", "required": ["a"], "properties": {
+            "a": {"type": "integer"}, "b": {"type": ["string", "null"]},
+            "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "boolean"}}}}}});
+        relax(&mut s);
+        assert!(s.get("required").is_none());
+        assert_eq!(s["type"], json!(["object", "null"]));
+        assert_eq!(s["properties"]["a"]["type"], json!(["integer", "null"]));
+        assert_eq!(s["properties"]["b"]["type"], json!(["string", "null"]));
+        assert_eq!(
+            s["properties"]["c"]["items"]["properties"]["d"]["type"],
+            json!(["boolean", "null"])
+        );
     }
 }
 

@@ -69,6 +69,7 @@ impl Destination for AirbyteDestination {
             stream: target.name.to_owned(),
             selected: self.plan.selection.selected(target.name),
             since_state: 0,
+            running: false,
         }))
     }
 
@@ -86,6 +87,8 @@ struct AirbyteSink {
     selected: bool,
     /// Records since the last STATE, for `sourceStats.recordCount`.
     since_state: u64,
+    /// Whether the RUNNING status was sent (before the first record).
+    running: bool,
 }
 
 impl RecordSink for AirbyteSink {
@@ -94,7 +97,18 @@ impl RecordSink for AirbyteSink {
             return Ok(());
         }
         let at = crate::now_millis();
-        let n = with(&self.out, |w| w.records(&self.stream, lines, at)).map_err(sink_error)?;
+        let first = !self.running && !lines.is_empty();
+        let n = with(&self.out, |w| {
+            if first {
+                w.message(&airbyte::Message::status(
+                    &self.stream,
+                    airbyte::Status::Running,
+                ))?;
+            }
+            w.records(&self.stream, lines, at)
+        })
+        .map_err(sink_error)?;
+        self.running |= first;
         self.since_state += n;
         Ok(())
     }

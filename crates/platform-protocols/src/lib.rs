@@ -16,6 +16,7 @@ pub mod error;
 pub mod incoming;
 mod pending_sink;
 pub mod read;
+pub mod reporter;
 pub mod singer;
 pub mod wrapper;
 
