@@ -143,7 +143,7 @@ fn every_message_of_every_command_validates_against_the_protocol_models() {
             "missing-config",
             sb.run_env(
                 &["airbyte", "read", "--config", missing.to_str().unwrap()],
-                &[("RUNTIME_SPEC", SPEC), ("ORDERS_API_KEY", "")],
+                &[("RUNTIME_SPEC", SPEC)],
             ),
             1,
         ),

@@ -399,7 +399,7 @@ fn bad_input_is_a_trace_error_and_a_failed_exit() {
     for cmd in ["check", "discover", "read"] {
         let run = sb.run_env(
             &["airbyte", cmd, "--config", missing.to_str().unwrap()],
-            &[("RUNTIME_SPEC", SPEC), ("ORDERS_API_KEY", "")],
+            &[("RUNTIME_SPEC", SPEC)],
         );
         expect_trace_error(&run, "config_error", &["config.api_key is required"]);
     }

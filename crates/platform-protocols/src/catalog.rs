@@ -124,27 +124,6 @@ pub fn cursor_path(field: &str) -> Vec<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_inferred_schema_accepts_nulls_and_missing_fields() {
-        let mut s = json!({"type": "object", "required": ["a"], "properties": {
-            "a": {"type": "integer"}, "b": {"type": ["string", "null"]},
-            "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "boolean"}}}}}});
-        relax(&mut s);
-        assert!(s.get("required").is_none());
-        assert_eq!(s["type"], json!(["object", "null"]));
-        assert_eq!(s["properties"]["a"]["type"], json!(["integer", "null"]));
-        assert_eq!(s["properties"]["b"]["type"], json!(["string", "null"]));
-        assert_eq!(
-            s["properties"]["c"]["items"]["properties"]["d"]["type"],
-            json!(["boolean", "null"])
-        );
-    }
-}
-
 /// Airbyte's `AirbyteCatalog`.
 pub fn airbyte_catalog(streams: &[StreamInfo]) -> Value {
     let streams: Vec<Value> = streams
@@ -221,4 +200,25 @@ pub fn singer_catalog(streams: &[StreamInfo]) -> Value {
         })
         .collect();
     json!({ "streams": streams })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inferred_schema_accepts_nulls_and_missing_fields() {
+        let mut s = json!({"type": "object", "required": ["a"], "properties": {
+            "a": {"type": "integer"}, "b": {"type": ["string", "null"]},
+            "c": {"type": "array", "items": {"type": "object", "properties": {"d": {"type": "boolean"}}}}}});
+        relax(&mut s);
+        assert!(s.get("required").is_none());
+        assert_eq!(s["type"], json!(["object", "null"]));
+        assert_eq!(s["properties"]["a"]["type"], json!(["integer", "null"]));
+        assert_eq!(s["properties"]["b"]["type"], json!(["string", "null"]));
+        assert_eq!(
+            s["properties"]["c"]["items"]["properties"]["d"]["type"],
+            json!(["boolean", "null"])
+        );
+    }
 }

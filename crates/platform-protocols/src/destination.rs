@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::commands::{AirbyteOut, SingerOut, with};
 use crate::incoming::{self, Selection};
-use crate::pending_sink::{Destination, RecordSink, SinkError, StreamTarget};
 use crate::{airbyte, singer};
+use connector_runtime::sink::{Destination, RecordSink, SinkError, StreamTarget};
 
 /// What both protocols' destinations share: the spec, the selection, the incoming state.
 #[derive(Debug)]

@@ -14,7 +14,6 @@ pub mod connection;
 pub mod destination;
 pub mod error;
 pub mod incoming;
-mod pending_sink;
 pub mod read;
 pub mod reporter;
 pub mod singer;
