@@ -527,3 +527,87 @@ fn a_wrapped_spec_is_one_executable() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["name"], "tap-orders");
 }
+
+#[test]
+fn full_refresh_ignores_the_incoming_state_for_the_whole_family() {
+    let api = demo(15);
+    let sb = Sandbox::new();
+    let cfg = config(&sb, &api);
+    let inc = catalog(
+        &sb,
+        "inc.json",
+        &[("orders", "incremental"), ("order_items", "incremental")],
+    );
+    let run = airbyte(&sb, &["read", "--config", &cfg, "--catalog", &inc]);
+    run.expect_code(0);
+    let state = state_file(&sb, &messages(&run));
+    // The child read in full needs every parent record, so orders starts over too.
+    let full = catalog(
+        &sb,
+        "full.json",
+        &[("orders", "incremental"), ("order_items", "full_refresh")],
+    );
+    let run = airbyte(
+        &sb,
+        &[
+            "read",
+            "--config",
+            &cfg,
+            "--catalog",
+            &full,
+            "--state",
+            &state,
+        ],
+    );
+    run.expect_code(0);
+    let msgs = messages(&run);
+    assert_eq!(records_of(&msgs, "orders").len(), 15);
+    let items: usize = api
+        .orders()
+        .iter()
+        .map(|o| api.items(o.id).unwrap().len())
+        .sum();
+    assert_eq!(records_of(&msgs, "order_items").len(), items);
+}
+
+#[test]
+fn a_failing_stream_is_a_trace_error_and_incomplete() {
+    let api = demo(5);
+    let sb = Sandbox::new();
+    let bad = sb.write(
+        "bad.json",
+        &json!({"base_url": api.base_url(), "api_key": "wrong-key-123456"}).to_string(),
+    );
+    let cat = catalog(&sb, "cat.json", &[("products", "full_refresh")]);
+    let run = airbyte(
+        &sb,
+        &["read", "--config", bad.to_str().unwrap(), "--catalog", &cat],
+    );
+    run.expect_code(1).expect_no_leak("wrong-key-123456");
+    let msgs = messages(&run);
+    let traces: Vec<&Value> = of_type(&msgs, "TRACE");
+    let error = traces
+        .iter()
+        .find(|m| m["trace"]["type"] == "ERROR")
+        .expect("a TRACE error");
+    assert_eq!(error["trace"]["error"]["failure_type"], "transient_error");
+    assert_eq!(
+        error["trace"]["error"]["stream_descriptor"]["name"],
+        "products"
+    );
+    assert!(
+        error["trace"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("401")
+    );
+    let last_status = traces
+        .iter()
+        .rev()
+        .find(|m| m["trace"]["type"] == "STREAM_STATUS")
+        .unwrap();
+    assert_eq!(
+        last_status["trace"]["stream_status"]["status"],
+        "INCOMPLETE"
+    );
+}
