@@ -258,3 +258,81 @@ impl RecordSink for SingerSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufWriter, Write};
+    use std::sync::{Arc, Mutex};
+
+    use connector_runtime::sink::WriteMode;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const SPEC: &str = "version: 1\nname: shop\nhttp: { base_url: \"https://x\" }\nstreams:\n  orders: { path: /o, records: \"$[*]\", primary_key: id, incremental: { cursor_field: u, start: \"2024-01-01T00:00:00Z\" } }\n  other: { path: /p, records: \"$[*]\" }\n";
+
+    #[test]
+    fn state_follows_its_records_and_unselected_streams_are_silent() {
+        let spec = connector_spec::load_str(std::path::Path::new("t.yaml"), SPEC)
+            .unwrap()
+            .spec;
+        let mut sel = Selection::all(&spec);
+        sel.streams.shift_remove("other");
+        let buf = Shared::default();
+        // A large buffer: records reach `buf` only when a message flushes them.
+        let out: AirbyteOut = Arc::new(Mutex::new(airbyte::Writer::new(BufWriter::with_capacity(
+            1 << 20,
+            Box::new(buf.clone()) as Box<dyn Write + Send>,
+        ))));
+        let dest = AirbyteDestination::new(spec.clone(), sel, BTreeMap::new(), out);
+        let prior = StreamState::default();
+        let open = |name: &str| {
+            dest.open(&StreamTarget {
+                name,
+                stream: &spec.streams[name],
+                mode: WriteMode::Append,
+                prior: &prior,
+            })
+            .unwrap()
+        };
+        let mut orders = open("orders");
+        let mut other = open("other");
+        other.write(b"{\"id\":9}\n").unwrap();
+        orders.write(b"{\"id\":1}\n{\"id\":2}\n").unwrap();
+        let early = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            !early.contains("RECORD"),
+            "records wait in the buffer: {early}"
+        );
+        let mut st = StreamState::default();
+        orders.checkpoint(&mut st).unwrap();
+        other.commit(Some(&mut st)).unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let kinds: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect();
+        assert_eq!(kinds.len(), 4, "{text}");
+        assert_eq!(kinds[0]["trace"]["stream_status"]["status"], "RUNNING");
+        assert_eq!(kinds[1]["record"]["data"]["id"], 1);
+        assert_eq!(kinds[2]["record"]["data"]["id"], 2);
+        assert_eq!(kinds[3]["type"], "STATE");
+        assert_eq!(kinds[3]["state"]["sourceStats"]["recordCount"], 2.0);
+        assert!(
+            !text.contains("\"id\":9"),
+            "an unselected stream emits nothing"
+        );
+    }
+}
