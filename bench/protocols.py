@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Protocol output vs `runtime sync` on the benchmark's pages (bench/bench.py's data and
 nginx): `runtime sync` writing orders.jsonl, `runtime airbyte read` and `runtime singer`
-writing their messages to a file, alternating, wall time and peak RSS from wait4.
+writing their messages to a file, alternating, wall time, CPU and peak RSS (GNU time).
 
   bench/protocols.py [--records 1000000] [--runs 3] [--data DIR]
 
@@ -23,15 +23,20 @@ import bench  # noqa: E402
 
 
 def run(argv, stdout_path):
+    """(wall s, peak RSS KiB, CPU s). The peak comes from GNU time: a forked Python
+    child's ru_maxrss would start at Python's own size, since exec keeps it."""
+    rss_file = os.path.join(bench.WORK, "protocols-rss.txt")
     with open(stdout_path, "wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, cwd=bench.WORK)
+        proc = subprocess.Popen([bench.GNU_TIME, "-f", "%M", "-o", rss_file] + argv,
+                                stdout=out, stderr=subprocess.DEVNULL, cwd=bench.WORK)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{argv[:3]} failed with {code}")
-    return wall, ru.ru_maxrss, ru.ru_utime + ru.ru_stime
+    peak = int(open(rss_file).read().split()[-1])
+    return wall, peak, ru.ru_utime + ru.ru_stime
 
 
 def count(path, needle):
