@@ -11,13 +11,7 @@ pub fn config_schema(spec: &Spec) -> Value {
     let mut required = Vec::new();
     for (i, (key, decl)) in spec.config.iter().enumerate() {
         let mut p = Map::new();
-        let (ty, format) = match decl.kind {
-            ConfigType::String => ("string", None),
-            ConfigType::Integer => ("integer", None),
-            ConfigType::Number => ("number", None),
-            ConfigType::Boolean => ("boolean", None),
-            ConfigType::Datetime => ("string", Some("date-time")),
-        };
+        let (ty, format) = json_type(decl.kind);
         p.insert("type".into(), ty.into());
         if let Some(f) = format {
             p.insert("format".into(), f.into());
@@ -47,6 +41,20 @@ pub fn config_schema(spec: &Spec) -> Value {
         "additionalProperties": false,
         "properties": props,
     })
+}
+
+/// A config type as a JSON Schema type and format. The format's own names are JSON
+/// Schema's (`string`, `integer`, `number`, `boolean`, `array`, `object`) except
+/// `datetime`, a `date-time` string; read from the serde name so a new type maps itself.
+fn json_type(kind: ConfigType) -> (String, Option<&'static str>) {
+    let name = serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "string".to_owned());
+    match name.as_str() {
+        "datetime" => ("string".to_owned(), Some("date-time")),
+        _ => (name, None),
+    }
 }
 
 /// Airbyte's `ConnectorSpecification`.
@@ -85,5 +93,7 @@ mod tests {
         assert!(!s.to_string().contains("s3cr3t"));
         assert_eq!(s["properties"]["since"]["format"], "date-time");
         assert_eq!(s["required"], json!(["n"]));
+        assert_eq!(s["properties"]["n"]["type"], "integer");
+        assert_eq!(s["properties"]["key"]["type"], "string");
     }
 }
