@@ -37,6 +37,13 @@ pub fn prepare(
     Ok(Prepared { loaded, config })
 }
 
+/// Loads and checks the spec alone, for commands that need no configuration.
+pub fn prepare_spec(spec: &Path) -> Result<connector_spec::Spec, UsageError> {
+    let loaded = connector_spec::load(spec).map_err(|e| UsageError(render_load_error(&e)))?;
+    check_names(&loaded.spec)?;
+    Ok(loaded.spec)
+}
+
 impl Prepared {
     /// The output folder: the one given, or `output/<connector name>`.
     pub fn out_dir(&self, given: Option<&Path>) -> PathBuf {

@@ -111,6 +111,95 @@ pub enum Command {
         #[arg(long, default_value = "16MiB", value_parser = connector_runtime::push::parse_size)]
         max_line_size: usize,
     },
+    /// Serve the spec as an Airbyte source: `spec`, `check`, `discover`, `read`.
+    Airbyte {
+        /// The Airbyte command.
+        #[command(subcommand)]
+        command: AirbyteCmd,
+    },
+    /// Serve the spec as a Singer tap (`--discover`, `--about`, or a sync).
+    Singer {
+        /// The connector spec (YAML).
+        #[arg(long, env = "RUNTIME_SPEC")]
+        spec: PathBuf,
+        /// Configuration (JSON) with values for the spec's `config`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The catalog: which streams, how (Meltano SDK's flag).
+        #[arg(long, conflicts_with = "properties")]
+        catalog: Option<PathBuf>,
+        /// The catalog, older taps' name for it.
+        #[arg(long)]
+        properties: Option<PathBuf>,
+        /// The state of the previous run (`{"bookmarks": ...}`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print the catalog.
+        #[arg(long, conflicts_with = "about")]
+        discover: bool,
+        /// Print what the tap is and its settings.
+        #[arg(long)]
+        about: bool,
+        /// `--about`'s format; only `json` is written.
+        #[arg(long, hide = true)]
+        format: Option<String>,
+    },
+    /// Write an executable that serves one spec as an Airbyte source or a Singer tap.
+    Wrap {
+        /// The connector spec (YAML); its absolute path is baked in.
+        spec: PathBuf,
+        /// An Airbyte source (`source-<name> spec|check|discover|read ...`).
+        #[arg(long, required_unless_present = "singer", conflicts_with = "singer")]
+        airbyte: bool,
+        /// A Singer tap (`tap-<name> --config ... --catalog ... --state ...`).
+        #[arg(long)]
+        singer: bool,
+        /// Where to write the executable.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
+}
+
+/// Airbyte's source commands; the spec comes from `--spec` or `RUNTIME_SPEC`.
+#[derive(Debug, Subcommand)]
+pub enum AirbyteCmd {
+    /// Print the connection specification.
+    Spec {
+        #[command(flatten)]
+        files: AirbyteFiles,
+    },
+    /// Check the configuration against the API.
+    Check {
+        #[command(flatten)]
+        files: AirbyteFiles,
+    },
+    /// Print the catalog.
+    Discover {
+        #[command(flatten)]
+        files: AirbyteFiles,
+    },
+    /// Emit the records of a configured catalog.
+    Read {
+        #[command(flatten)]
+        files: AirbyteFiles,
+    },
+}
+
+/// The files an Airbyte command takes.
+#[derive(Debug, Args)]
+pub struct AirbyteFiles {
+    /// The connector spec (YAML).
+    #[arg(long, env = "RUNTIME_SPEC")]
+    pub spec: PathBuf,
+    /// Configuration (JSON).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// ConfiguredAirbyteCatalog (JSON).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// State of the previous run (JSON list of STREAM states).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
 }
 
 /// Read or clear state.

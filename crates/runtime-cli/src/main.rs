@@ -4,6 +4,7 @@
 //! `connector-runtime`, so the same behaviour is reachable from tests and other hosts.
 
 mod args;
+mod cmd_platform;
 mod cmd_probe;
 mod cmd_push;
 mod cmd_serve;
@@ -35,6 +36,9 @@ fn main() -> ExitCode {
         }
     };
     let reporter = logging::init(cli.log_format);
+    if let Some(code) = cmd_platform::run(&cli.command) {
+        return code;
+    }
     match cli.command {
         args::Command::Validate { paths, format } => cmd_validate::run(&paths, format),
         args::Command::Schema => {
@@ -77,6 +81,9 @@ fn main() -> ExitCode {
             out,
             limits,
         } => cmd_serve::run(common, listen, out, &limits),
+        args::Command::Airbyte { .. }
+        | args::Command::Singer { .. }
+        | args::Command::Wrap { .. } => ExitCode::from(2),
     }
 }
 
