@@ -8,6 +8,8 @@ use std::time::Duration;
 pub struct Stats {
     /// Records written.
     pub records: AtomicU64,
+    /// Records dropped by the stream's `filter`.
+    pub filtered: AtomicU64,
     /// Pages received.
     pub pages: AtomicU64,
     /// HTTP requests sent, retries included.

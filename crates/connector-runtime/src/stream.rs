@@ -361,7 +361,14 @@ impl StreamRun {
             let needs_value = self.seen.is_some()
                 || !self.children.is_empty()
                 || window.is_some()
-                || !include.is_empty();
+                || !include.is_empty()
+                || self.stream.filter.is_some();
+            // What a filter sees besides the record: config, parent, page, incremental.
+            let filter_base = self
+                .stream
+                .filter
+                .as_ref()
+                .map(|_| minijinja::Value::from(minijinja::value::Serde(&ctx)));
             for raw in &page.records {
                 let value: Option<Value> = if needs_value {
                     Some(serde_json::from_str(raw.get()).map_err(|e| StreamError(e.to_string()))?)
@@ -383,6 +390,17 @@ impl StreamRun {
                 {
                     continue;
                 }
+                if let (Some(f), Some(base), Some(v)) = (&self.stream.filter, &filter_base, &value)
+                    && !self.keeps(f, base, v)?
+                {
+                    // Dropped, but the position still moves past it: a filtered stream
+                    // never fetches the same records again.
+                    if let (Some(inc), Some(k), Some(h)) = (&self.inc, key, hash) {
+                        self.track(engine, inc, partition.as_deref(), v, k, h, written)?;
+                    }
+                    Stats::add(&self.stats.filtered, 1);
+                    continue;
+                }
                 if let (Some(seen), Some(k)) = (&self.seen, &key) {
                     let fresh = seen.lock().map(|mut s| s.insert(k.clone())).unwrap_or(true);
                     if !fresh {
@@ -396,18 +414,7 @@ impl StreamRun {
                     break;
                 }
                 if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
-                    let label = match &self.stream.primary_key {
-                        Some(_) => format!("with key {}", shown(&k)),
-                        None => {
-                            format!("number {}", self.stats.records.load(Relaxed) + written + 1)
-                        }
-                    };
-                    if let Some(c) = inc
-                        .advance(partition.as_deref(), v, k, h)
-                        .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
-                    {
-                        self.warn_future(engine, inc, &label, &c);
-                    }
+                    self.track(engine, inc, partition.as_deref(), v, k, h, written)?;
                 }
                 if include.is_empty() {
                     write_line(&mut buf, raw, &[]);
@@ -485,6 +492,55 @@ impl StreamRun {
 }
 
 impl StreamRun {
+    /// Whether the stream's `filter` keeps the record.
+    fn keeps(
+        &self,
+        filter: &connector_spec::Condition,
+        base: &minijinja::Value,
+        record: &Value,
+    ) -> Result<bool, StreamError> {
+        let ctx = minijinja::context! {
+            record => minijinja::Value::from(minijinja::value::Serde(record)),
+            ..base.clone()
+        };
+        filter.holds(ctx).map_err(|e| {
+            StreamError(format!(
+                "streams.{}.filter `{}`: {}",
+                self.name,
+                filter.source(),
+                crate::printable::api_text(&e.to_string())
+            ))
+        })
+    }
+
+    /// Moves the incremental position past a record (written or filtered out).
+    #[allow(clippy::too_many_arguments)]
+    fn track(
+        &self,
+        engine: &Engine,
+        inc: &Inc,
+        partition: Option<&str>,
+        record: &Value,
+        key: String,
+        hash: String,
+        written_in_page: u64,
+    ) -> Result<(), StreamError> {
+        let label = match &self.stream.primary_key {
+            Some(_) => format!("with key {}", shown(&key)),
+            None => format!(
+                "number {}",
+                self.stats.records.load(Relaxed) + written_in_page + 1
+            ),
+        };
+        if let Some(c) = inc
+            .advance(partition, record, key, hash)
+            .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
+        {
+            self.warn_future(engine, inc, &label, &c);
+        }
+        Ok(())
+    }
+
     /// Says once per stream that a record's cursor lay too far ahead to be saved.
     fn warn_future(&self, engine: &Engine, inc: &Inc, label: &str, cursor: &str) {
         if self.warned_future.swap(true, Relaxed) {

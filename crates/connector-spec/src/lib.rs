@@ -8,6 +8,7 @@
 //! `connector-runtime`.
 
 mod check;
+pub mod condition;
 pub mod diagnostic;
 pub mod duration;
 pub mod jsonpath;
@@ -24,6 +25,7 @@ mod template_time;
 pub mod timefmt;
 pub mod yaml;
 
+pub use condition::Condition;
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use duration::Duration;
 pub use jsonpath::{JsonPath, JsonPathError};

@@ -380,6 +380,10 @@ pub struct Stream {
     /// Drop a record whose primary key was already written in this run.
     #[serde(default)]
     pub dedup: bool,
+    /// Keep only the records for which this condition holds, e.g.
+    /// `record.status != "deleted"`; a dropped record still moves the incremental cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::Condition>,
     /// Makes this a child stream: one pass per record of the parent stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Parent>,

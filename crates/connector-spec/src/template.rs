@@ -101,6 +101,16 @@ impl Template {
         self.env().map(|_| ())
     }
 
+    /// Renders the template with a context that is already a minijinja value (cheaper
+    /// than serialising one per call when only a part changes).
+    pub(crate) fn render_value(&self, ctx: minijinja::Value) -> Result<String, TemplateError> {
+        let env = self.env()?;
+        let tmpl = env
+            .get_template(NAME)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        tmpl.render(ctx).map_err(|e| TemplateError(describe(&e)))
+    }
+
     /// Top-level variables and attribute paths the template reads, e.g. `config.api_key`.
     pub fn variables(&self) -> Result<BTreeSet<String>, TemplateError> {
         let env = self.env()?;

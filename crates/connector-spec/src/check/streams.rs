@@ -45,6 +45,9 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             }
         }
         duplicate_params(cx, parts, &base, stream);
+        if let Some(f) = &stream.filter {
+            templates::check_condition(cx, parts, &p("filter"), f, scope);
+        }
         paths::jsonpath(cx, &p("records"), &stream.records);
         pagination(cx, &base, stream);
         incremental(cx, parts, &base, stream);

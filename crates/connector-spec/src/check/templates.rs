@@ -53,6 +53,41 @@ impl Scope {
 
 /// Checks the template at `ptr`.
 pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, scope: Scope) {
+    check_at(cx, parts, ptr, t, scope, 0);
+}
+
+/// Checks the record condition at `ptr` (a stream's `filter`): `record` is in scope.
+pub(crate) fn check_condition(
+    cx: &mut Ctx<'_>,
+    parts: &Parts,
+    ptr: &str,
+    c: &crate::Condition,
+    scope: Scope,
+) {
+    if c.source().contains("{{") || c.source().contains("{%") {
+        cx.error(
+            cx.value(ptr),
+            "a condition is an expression without braces",
+            Some("e.g. `filter: record.status != \"deleted\"`".into()),
+        );
+        return;
+    }
+    let scope = Scope {
+        record: true,
+        ..scope
+    };
+    check_at(
+        cx,
+        parts,
+        ptr,
+        c.template(),
+        scope,
+        crate::Condition::offset(),
+    );
+}
+
+/// [`check`], for a template whose text starts `shift` bytes after the spec's value.
+fn check_at(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, scope: Scope, shift: usize) {
     if let Err(e) = t.check() {
         let detail = e.0.trim_start_matches("syntax error: ");
         cx.error(
@@ -90,19 +125,19 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, sc
                                 ))
                             });
                     cx.error(
-                        span_of(cx, ptr, src, &format!("config.{name}")),
+                        span_of(cx, ptr, src, shift, &format!("config.{name}")),
                         format!("`config.{name}` is not declared in `config`"),
                         help,
                     );
                 }
             }
             "parent" if !scope.parent => cx.error(
-                span_of(cx, ptr, src, top),
+                span_of(cx, ptr, src, shift, top),
                 "`parent` is only available in a child stream (a stream with `parent:`)",
                 None,
             ),
             "page" if !scope.page => cx.error(
-                span_of(cx, ptr, src, top),
+                span_of(cx, ptr, src, shift, top),
                 "`page` is only available in a stream with `pagination`",
                 None,
             ),
@@ -111,7 +146,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, sc
                     && !PAGE_FIELDS.contains(&name)
                 {
                     cx.error(
-                        span_of(cx, ptr, src, &format!("page.{name}")),
+                        span_of(cx, ptr, src, shift, &format!("page.{name}")),
                         format!(
                             "`page` has no field `{name}`; it has {}",
                             suggest::list(PAGE_FIELDS)
@@ -121,18 +156,18 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, sc
                 }
             }
             "incremental" if !scope.incremental => cx.error(
-                span_of(cx, ptr, src, top),
+                span_of(cx, ptr, src, shift, top),
                 "`incremental` is only available in a stream with `incremental`",
                 None,
             ),
             "record" if !scope.record => cx.error(
-                span_of(cx, ptr, src, top),
-                "`record` is only available in `push` templates",
+                span_of(cx, ptr, src, shift, top),
+                "`record` is only available in `push` templates and a stream's `filter`",
                 None,
             ),
             "parent" | "incremental" | "record" => {}
             name if crate::template::FUNCTIONS.contains(&name) && !calls(src, name) => cx.error(
-                span_of(cx, ptr, src, name),
+                span_of(cx, ptr, src, shift, name),
                 format!("`{name}` is a function: call it as `{name}()`"),
                 Some(format!("e.g. `{{{{ {name}() | shift(days=-1) }}}}`")),
             ),
@@ -142,7 +177,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, sc
                 let available = scope.names();
                 let help = suggest::did_you_mean(name, available.iter().copied());
                 cx.error(
-                    span_of(cx, ptr, src, name),
+                    span_of(cx, ptr, src, shift, name),
                     format!(
                         "unknown variable `{name}`; available here: {}",
                         suggest::list(available.iter().copied())
@@ -182,7 +217,13 @@ fn calls(src: &str, name: &str) -> bool {
 }
 
 /// Where `needle` (a variable path) is in the template, or the whole value.
-fn span_of(cx: &Ctx<'_>, ptr: &str, src: &str, needle: &str) -> crate::diagnostic::Location {
+fn span_of(
+    cx: &Ctx<'_>,
+    ptr: &str,
+    src: &str,
+    shift: usize,
+    needle: &str,
+) -> crate::diagnostic::Location {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut from = 0;
     while let Some(i) = src[from..].find(needle) {
@@ -190,8 +231,8 @@ fn span_of(cx: &Ctx<'_>, ptr: &str, src: &str, needle: &str) -> crate::diagnosti
         let end = start + needle.len();
         let before_ok = !src[..start].ends_with(|c: char| ident(c) || c == '.');
         let after_ok = !src[end..].starts_with(ident);
-        if before_ok && after_ok {
-            return cx.span_in(ptr, start..end);
+        if before_ok && after_ok && start >= shift {
+            return cx.span_in(ptr, start - shift..end - shift);
         }
         from = end;
     }
