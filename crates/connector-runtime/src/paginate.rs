@@ -614,6 +614,71 @@ mod tests {
         assert!(!e.0.contains('\n') && !e.0.contains('\u{1b}'), "{e}");
     }
 
+    #[test]
+    fn a_cursor_cycle_of_two_is_refused_on_its_return() {
+        let mut p = Paginator::new(&cursor_kind());
+        let h = HeaderMap::new();
+        let page = |c: &str| json!({"meta": {"next": c}});
+        for c in ["a", "b"] {
+            assert!(matches!(
+                p.advance(&page(c), &h, 1, &url()).unwrap(),
+                Step::Next(_)
+            ));
+        }
+        let e = p.advance(&page("a"), &h, 1, &url()).unwrap_err();
+        assert!(
+            e.0.contains("cursor `a` a second time (page 3)") && e.0.contains("looping"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_next_url_back_to_the_first_page_or_an_earlier_one_is_refused() {
+        let kind = Pagination::NextUrl {
+            next: JsonPath::new("$.next"),
+            max_pages: None,
+        };
+        let h = HeaderMap::new();
+        let first = Url::parse("http://h/api/items?size=2").unwrap();
+        let second = Url::parse("http://h/api/items?page=2").unwrap();
+        // Page 2 points back at page 1, whose URL the API never named itself.
+        let mut p = Paginator::new(&kind);
+        p.advance(&json!({"next": second.as_str()}), &h, 1, &first)
+            .unwrap();
+        let e = p
+            .advance(&json!({"next": "/api/items?size=2"}), &h, 1, &second)
+            .unwrap_err();
+        assert!(
+            e.0.contains("next URL `http://h/api/items?size=2` a second time (page 2)"),
+            "{e}"
+        );
+        // A -> B -> A further on.
+        let mut p = Paginator::new(&kind);
+        let third = Url::parse("http://h/api/items?page=3").unwrap();
+        p.advance(&json!({"next": second.as_str()}), &h, 1, &first)
+            .unwrap();
+        p.advance(&json!({"next": third.as_str()}), &h, 1, &second)
+            .unwrap();
+        let e = p
+            .advance(&json!({"next": second.as_str()}), &h, 1, &third)
+            .unwrap_err();
+        assert!(e.0.contains("page=2` a second time (page 3)"), "{e}");
+    }
+
+    #[test]
+    fn a_link_header_back_to_the_first_page_is_refused() {
+        let kind = Pagination::LinkHeader {
+            rel: "next".into(),
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        let mut h = HeaderMap::new();
+        h.insert("link", HeaderValue::from_static("</api/items>; rel=next"));
+        let first = Url::parse("http://h/api/items").unwrap();
+        let e = p.advance(&json!([1]), &h, 1, &first).unwrap_err();
+        assert!(e.0.contains("a second time (page 1)"), "{e}");
+    }
+
     fn offset_kind(start: u64, limit: u64) -> Pagination {
         Pagination::Offset {
             limit,
