@@ -635,6 +635,35 @@ mod tests {
         );
         assert_eq!(Uuid::parse_str(&k1).unwrap().get_version_num(), 5);
 
+        // The connector is part of the namespace: two connectors with a target of the same
+        // name and the same key values must not share keys on an API they both write to.
+        assert_ne!(
+            k1,
+            idempotency_key("other_shop", "create", &idem, &r).unwrap()
+        );
+        // Field values are joined without ambiguity: ["ab","c"] is not ["a","bc"], nor
+        // one field "abc", nor the number 7 the string "7".
+        let two = |a: Value, b: Value| {
+            idempotency_key(
+                "shop",
+                "create",
+                &idem,
+                &json!({"customer_id": a, "external_id": b}),
+            )
+            .unwrap()
+        };
+        assert_ne!(two(json!("ab"), json!("c")), two(json!("a"), json!("bc")));
+        assert_ne!(two(json!("a,b"), json!("c")), two(json!("a"), json!("b,c")));
+        assert_ne!(two(json!(7), json!("A-1")), two(json!("7"), json!("A-1")));
+        let one = Idempotency {
+            key_fields: vec!["customer_id".into()],
+            ..idem.clone()
+        };
+        assert_ne!(
+            idempotency_key("shop", "create", &one, &json!({"customer_id": "abc"})).unwrap(),
+            two(json!("ab"), json!("c"))
+        );
+
         let own = Idempotency {
             key_field: Some("request_id".into()),
             key_fields: vec![],
