@@ -131,6 +131,35 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("99999999", now), Some(MAX_HEADER_WAIT));
+        // Not finite: refused, never a panic or an endless wait.
+        for v in ["inf", "NaN", "-inf", "1e400"] {
+            assert_eq!(parse_retry_after(v, now), None, "{v}");
+        }
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn ietf_policies_tie_to_the_first() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "ratelimit",
+            HeaderValue::from_static("\"a\";r=3;t=10, \"b\";r=3;t=1, \"c\";r=9;t=0"),
+        );
+        let b = parse_budget(&h, &RateLimit::default(), at(0));
+        assert_eq!(b.remaining, Some(3));
+        assert_eq!(b.reset_in, Some(Duration::from_secs(10)));
+        // Older drafts, and a value only in `RateLimit-Reset`.
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-remaining", HeaderValue::from_static("4"));
+        h.insert("ratelimit-reset", HeaderValue::from_static("99999"));
+        let b = parse_budget(&h, &RateLimit::default(), at(0));
+        assert_eq!(b.remaining, Some(4));
+        assert_eq!(b.reset_in, Some(MAX_HEADER_WAIT));
+        let off = RateLimit {
+            ietf_headers: false,
+            ..RateLimit::default()
+        };
+        assert_eq!(parse_budget(&h, &off, at(0)), Budget::default());
     }
 
     #[test]
