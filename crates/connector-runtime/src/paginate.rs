@@ -615,6 +615,64 @@ mod tests {
     }
 
     #[test]
+    fn page_variables_follow_the_paginator() {
+        let h = HeaderMap::new();
+        let mut p = Paginator::new(&offset_kind(5, 2));
+        assert_eq!(
+            p.vars(),
+            json!({"index": 0, "number": 0, "offset": 5, "limit": 2, "cursor": null})
+        );
+        p.advance(&json!({"total": 100}), &h, 2, &url()).unwrap();
+        assert_eq!(
+            p.vars(),
+            json!({"index": 1, "number": 0, "offset": 7, "limit": 2, "cursor": null})
+        );
+        assert_eq!(p.pages(), 1);
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: 1,
+            size: Some(3),
+            size_param: Some("per_page".into()),
+            total: None,
+            total_pages: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert_eq!(
+            p.first(),
+            Target::Params(vec![
+                ("page".into(), "1".into()),
+                ("per_page".into(), "3".into())
+            ])
+        );
+        p.advance(&json!({}), &h, 3, &url()).unwrap();
+        assert_eq!(
+            p.vars(),
+            json!({"index": 1, "number": 2, "offset": 0, "limit": 3, "cursor": null})
+        );
+        let mut p = Paginator::new(&cursor_kind());
+        assert_eq!(p.vars()["limit"], json!(null));
+        p.advance(&json!({"meta": {"next": "c9"}}), &h, 1, &url())
+            .unwrap();
+        assert_eq!(p.vars()["cursor"], json!("c9"));
+        let kind = Pagination::Cursor {
+            next: Some(JsonPath::new("$.next")),
+            next_header: None,
+            param: "cursor".into(),
+            page_size: Some(PageSize {
+                param: "limit".into(),
+                value: 4,
+            }),
+            max_pages: None,
+        };
+        assert_eq!(Paginator::new(&kind).vars()["limit"], json!(4));
+        assert_eq!(
+            Paginator::new(&Pagination::None).vars()["limit"],
+            json!(null)
+        );
+    }
+
+    #[test]
     fn a_cursor_cycle_of_two_is_refused_on_its_return() {
         let mut p = Paginator::new(&cursor_kind());
         let h = HeaderMap::new();
