@@ -673,6 +673,55 @@ mod tests {
     }
 
     #[test]
+    fn page_number_stops_on_a_short_page_or_the_total_record_count() {
+        let h = HeaderMap::new();
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: 1,
+            size: Some(3),
+            size_param: None,
+            total: Some(JsonPath::new("$.total")),
+            total_pages: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert_eq!(p.pages(), 0);
+        assert!(matches!(
+            p.advance(&json!({"total": 7}), &h, 3, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert!(matches!(
+            p.advance(&json!({"total": 7}), &h, 3, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert_eq!(p.pages(), 2);
+        assert_eq!(
+            p.advance(&json!({"total": 7}), &h, 2, &url()).unwrap(),
+            Step::Done(Stop::Short)
+        );
+        // Full pages, but the total is reached exactly: no further request.
+        let mut p = Paginator::new(&kind);
+        p.advance(&json!({"total": 6}), &h, 3, &url()).unwrap();
+        assert_eq!(
+            p.advance(&json!({"total": 6}), &h, 3, &url()).unwrap(),
+            Step::Done(Stop::Total)
+        );
+    }
+
+    #[test]
+    fn only_next_links_remember_the_first_request_url() {
+        // A cursor that happens to read like the first request's URL is just a cursor.
+        let mut p = Paginator::new(&cursor_kind());
+        let h = HeaderMap::new();
+        let first = url();
+        assert!(matches!(
+            p.advance(&json!({"meta": {"next": first.as_str()}}), &h, 1, &first)
+                .unwrap(),
+            Step::Next(_)
+        ));
+    }
+
+    #[test]
     fn a_cursor_cycle_of_two_is_refused_on_its_return() {
         let mut p = Paginator::new(&cursor_kind());
         let h = HeaderMap::new();
@@ -755,6 +804,8 @@ mod tests {
             (json!(-1), "the number -1"),
             (json!(2.5), "the number 2.5"),
             (json!(1e30), "the number 1e+30"),
+            // 2^64 exactly: one past the largest count, not u64::MAX.
+            (json!(18_446_744_073_709_551_616.0_f64), "the number"),
             (json!("many"), "the string \"many\""),
             (json!({"n": 1}), "an object"),
             (json!(false), "a boolean"),

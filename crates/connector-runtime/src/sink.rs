@@ -429,6 +429,42 @@ mod append_tests {
     }
 
     #[test]
+    fn an_atomic_write_creates_its_folder_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new/sub/state.json");
+        write_atomic(&p, b"{}\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "{}\n");
+        write_atomic(&p, b"[]\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "[]\n");
+        let names: Vec<String> = fs::read_dir(dir.path().join("new/sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn writes_below_the_buffer_reach_the_file_only_at_the_checkpoint() {
+        // The tail past a checkpoint that a crash can leave is what the cut-back removes;
+        // below 64 KiB it is still in memory (tests/incremental.rs writes pages larger
+        // than this to force such a tail).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.jsonl");
+        let mut s = AppendSink::open(dir.path(), "s", 0).unwrap();
+        let line = format!("{}\n", "x".repeat(1999));
+        s.write(line.as_bytes()).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().len(), 0, "buffered");
+        assert_eq!(s.sync().unwrap(), 2000);
+        assert_eq!(fs::metadata(&p).unwrap().len(), 2000);
+        let big = vec![b'y'; BUFFER];
+        s.write(&big).unwrap();
+        assert!(
+            fs::metadata(&p).unwrap().len() > 2000,
+            "a full buffer goes out"
+        );
+    }
+
+    #[test]
     fn a_bare_file_name_syncs_the_current_folder() {
         assert!(sync_dir(Path::new("state.json")).is_ok());
         let dir = tempfile::tempdir().unwrap();
