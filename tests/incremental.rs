@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,9 @@ struct Db {
     orders: Mutex<Vec<Order>>,
     requests: AtomicUsize,
     delay_ms: AtomicUsize,
+    /// Bytes of padding added to each served order, so a few pages outgrow the writer's
+    /// buffer and reach the file before the checkpoint that covers them.
+    pad: AtomicUsize,
     /// (after this many requests, apply this change): data changing during a run.
     during: Mutex<Vec<(usize, Order)>>,
 }
@@ -101,9 +105,18 @@ async fn orders(
     let next = (page.len() == limit)
         .then(|| page.last().map(|o| format!("{}|{}", o.updated_at, o.id)))
         .flatten();
-    axum::Json(
-        json!({"orders": page.iter().map(Order::json).collect::<Vec<_>>(), "next_cursor": next}),
-    )
+    let pad = "x".repeat(db.pad.load(Ordering::SeqCst));
+    let orders: Vec<Value> = page
+        .iter()
+        .map(|o| {
+            let mut v = o.json();
+            if !pad.is_empty() {
+                v["pad"] = json!(pad);
+            }
+            v
+        })
+        .collect();
+    axum::Json(json!({"orders": orders, "next_cursor": next}))
 }
 
 /// `GET /orders/{id}/comments`: every comment of an order, unfiltered (client-side filtering).
@@ -257,53 +270,92 @@ fn expected(db: &Db) -> BTreeMap<(u64, u64), usize> {
         .collect()
 }
 
-fn kill_when(child: &mut Child, db: &Db, requests: usize, extra: Duration) {
+/// Waits until the server has seen `requests` requests, then `extra`, then sends SIGKILL.
+/// True only when the kill landed on a live process: its wait status says SIGKILL (a run
+/// that ended on its own first is not a kill).
+fn kill_when(child: &mut Child, db: &Db, requests: usize, extra: Duration) -> bool {
     let started = Instant::now();
     while db.requests.load(Ordering::SeqCst) < requests
         && started.elapsed() < Duration::from_secs(30)
     {
         if child.try_wait().unwrap().is_some() {
-            return;
+            return false;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     std::thread::sleep(extra);
     let _ = child.kill();
-    let _ = child.wait();
+    let status = child.wait().unwrap();
+    status.signal() == Some(libc::SIGKILL)
+}
+
+/// The output file's length and the length the state says is durable (0 without state).
+fn lengths(out: &Path) -> (u64, u64) {
+    let file = std::fs::metadata(out.join("orders.jsonl")).map_or(0, |m| m.len());
+    let saved = std::fs::read(out.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["streams"]["orders"]["output_bytes"].as_u64())
+        .unwrap_or(0);
+    (file, saved)
 }
 
 #[test]
 fn killed_at_many_points_resumes_without_loss_or_duplicates() {
     let db = seed(1200);
     db.delay_ms.store(15, Ordering::SeqCst);
+    db.pad.store(2000, Ordering::SeqCst);
     let server = serve(db.clone());
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(dir.path(), true, 25);
+    let sorted = spec(dir.path(), true, 25);
+    // The same connector, saving its state only at the end of a run: a kill after its
+    // first page lands between a write and the checkpoint that would cover it, so the
+    // next run must cut the output back to the saved length.
+    let unsorted_dir = tempfile::tempdir().unwrap();
+    let unsorted = spec(unsorted_dir.path(), true, 25);
+    let text = std::fs::read_to_string(&unsorted).unwrap();
+    std::fs::write(&unsorted, text.replace("sorted: true", "sorted: false")).unwrap();
     let out = dir.path().join("out");
     let mut kills = 0;
+    let mut longer = 0;
     let mut points = Vec::new();
     for i in 0..24usize {
+        // Before each run: an output longer than its checkpoint is a tail to cut back.
+        let (file, saved) = lengths(&out);
+        if saved > 0 && file > saved {
+            longer += 1;
+        }
         let before = db.requests.load(Ordering::SeqCst);
-        let mut child = command(&spec, &out, &server).spawn().unwrap();
-        // Different points: right after start, mid-page, between pages, mid-write.
-        let pages = 1 + i % 3;
+        let spec = if i % 3 == 1 { &unsorted } else { &sorted };
+        let mut child = command(spec, &out, &server).spawn().unwrap();
+        // Different points: right after start, mid-page, between pages, mid-write; an
+        // unsorted run once two pages (about 100 KB, more than the writer buffers) are written.
+        let pages = if i % 3 == 1 { 3 + i % 2 } else { 1 + i % 3 };
         let extra = Duration::from_millis(((i * 7) % 19) as u64);
-        kill_when(&mut child, &db, before + pages, extra);
-        kills += 1;
+        if kill_when(&mut child, &db, before + pages, extra) {
+            kills += 1;
+        }
         points.push((lines(&out), db.requests.load(Ordering::SeqCst) - before));
     }
-    let (code, text) = run(&spec, &out, &server);
+    let (code, text) = run(&sorted, &out, &server);
     assert_eq!(code, 0, "{text}");
     let got = output(&out);
     let want = expected(&db);
     let duplicated: usize = got.values().filter(|n| **n > 1).map(|n| n - 1).sum();
     let lost = want.keys().filter(|k| !got.contains_key(k)).count();
     eprintln!(
-        "kill -9 test: {kills} kills, expected {} records, found {} distinct, {lost} lost, {duplicated} duplicated; (lines, requests) per killed run: {points:?}",
+        "kill -9 test: {kills} real kills, {longer} restarts with an output longer than its checkpoint, expected {} records, found {} distinct, {lost} lost, {duplicated} duplicated; (lines, requests) per killed run: {points:?}",
         want.len(),
         got.len()
     );
-    assert!(kills >= 20);
+    assert!(
+        kills >= 20,
+        "only {kills} of 24 runs were killed while alive"
+    );
+    assert!(
+        longer >= 4,
+        "only {longer} runs restarted with an output longer than its checkpoint: the cut-back was not exercised"
+    );
     assert_eq!(lost, 0, "records lost");
     assert_eq!(duplicated, 0, "records duplicated");
     assert_eq!(got, want);

@@ -171,6 +171,60 @@ fn a_key_in_flight_for_too_long_is_reported_after_five_retries() {
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
+/// A server whose `POST /orders` answers each key's requests with `script` in turn (then
+/// 201); the 409s say nothing about a key in flight.
+fn scripted_server(script: &'static [u16]) -> (support::Server, Bodies) {
+    let seen: Bodies = Arc::default();
+    let log = seen.clone();
+    let srv = serve(move |r| {
+        let key = r.header("idempotency-key").unwrap_or("").to_owned();
+        let mut seen = log.lock().unwrap();
+        let bodies = seen.entry(key).or_default();
+        bodies.push(r.body.clone());
+        match script.get(bodies.len() - 1) {
+            Some(409) => Reply::json(r#"{"error": "conflict", "message": "duplicate request"}"#)
+                .with_status(409),
+            Some(s) => Reply::status(*s, "busy"),
+            None => Reply::json(format!(r#"{{"id": {}}}"#, bodies.len())).with_status(201),
+        }
+    });
+    (srv, seen)
+}
+
+#[test]
+fn a_409_answering_our_own_retry_is_waited_out_though_its_body_says_nothing() {
+    // The first attempt got a 503 (a gateway's, say: the API may still be working on it), so
+    // the HTTP layer sent the same key again; the 409 that answers that retry is the first
+    // attempt still in flight, whatever its body says: waited out, then created.
+    let (srv, seen) = scripted_server(&[503, 409]);
+    let sb = sandbox(&spec("", &orders_target("    concurrency: 1")), &orders(1));
+    let run = push_to(&sb, &srv.url(), "create_orders", TOKEN, &[], &[]);
+    run.expect_code(0);
+    let res = results_by_line(&sb);
+    assert_eq!(res[&1]["outcome"], "created", "{res:?}");
+    assert_eq!(res[&1]["id"], 3, "{res:?}");
+    let seen = seen.lock().unwrap();
+    let bodies = seen.values().next().unwrap();
+    assert_eq!(bodies.len(), 3, "503, 409, then 201");
+    let s = summary(&run);
+    assert_eq!((s.created, s.requests, s.retries), (1, 3, 2), "{s:?}");
+}
+
+#[test]
+fn a_409_to_a_first_attempt_that_says_nothing_of_a_key_in_flight_is_never_retried() {
+    // The same 409, but in answer to the key's first request: a conflict, reported at once.
+    let (srv, seen) = scripted_server(&[409]);
+    let sb = sandbox(&spec("", &orders_target("    concurrency: 1")), &orders(1));
+    let run = push_to(&sb, &srv.url(), "create_orders", TOKEN, &[], &[]);
+    run.expect_code(1);
+    let res = results_by_line(&sb);
+    assert_eq!(res[&1]["outcome"], "conflict", "{res:?}");
+    assert_eq!(res[&1]["status"], 409, "{res:?}");
+    assert_eq!(seen.lock().unwrap().values().next().unwrap().len(), 1);
+    let s = summary(&run);
+    assert_eq!((s.conflicts, s.requests, s.retries), (1, 1, 0), "{s:?}");
+}
+
 #[test]
 fn a_key_in_flight_from_another_client_is_waited_out_and_replayed() {
     // Another client posted the same order (same key, same body) a moment earlier; the demo

@@ -244,9 +244,8 @@ fn a_400_is_not_retried_and_shows_the_status_and_the_start_of_the_body() {
 }
 
 /// A 200 whose Content-Length matches what was sent, but whose JSON stops in the middle:
-/// only the JSON parser can tell the body was cut. Today the stream fails at once with
-/// "the body is not JSON (EOF while parsing ...)"; a retry would most likely get the whole
-/// page. Ignored until the stream retries a 2xx body whose JSON ends early.
+/// only the JSON parser can tell the body was cut. The same request is sent again, as for
+/// any body cut short (docs/rate-limits.md, "What is retried").
 #[test]
 fn a_json_body_cut_short_under_a_matching_content_length_is_retried() {
     let srv = serve_raw(|r| {

@@ -524,6 +524,66 @@ fn a_repeated_next_url_fails_the_stream_instead_of_looping() {
 }
 
 #[test]
+fn a_cursor_cycle_a_b_a_fails_the_stream_instead_of_looping() {
+    // No cursor -> "a" -> "b" -> "a": each step new to the one before, a loop all the same.
+    let srv = serve(|r| {
+        let next = match r.param("cursor") {
+            None => "a",
+            Some("a") => "b",
+            _ => "a",
+        };
+        Reply::json(format!(r#"{{"next": "{next}", "items": [{}]}}"#, recs([1])))
+    });
+    let sb = Sandbox::new();
+    sb.spec(&spec(
+        r#"
+  items:
+    path: /items
+    records: $.items[*]
+    pagination: { kind: cursor, next: $.next, param: cursor }
+"#,
+    ));
+    let run = sb.sync(&srv, &[]);
+    run.expect_code(1).expect_stderr(&[
+        "stream items failed",
+        "cursor `a` a second time (page 3)",
+        "instead of looping",
+    ]);
+    assert_eq!(
+        srv.param_seq("/items", "cursor"),
+        vec![None, Some("a".into()), Some("b".into())]
+    );
+    assert!(!sb.has_output("items"));
+}
+
+#[test]
+fn a_next_url_back_to_the_first_page_fails_the_stream_instead_of_looping() {
+    // Page 1 is `/items` (never named by the API); page 2 points back at it.
+    let srv = serve(|r| {
+        let next = if r.param("page").is_some() {
+            "/items"
+        } else {
+            "/items?page=2"
+        };
+        Reply::json(format!(r#"{{"next": "{next}", "items": [{}]}}"#, recs([1])))
+    });
+    let sb = Sandbox::new();
+    sb.spec(&spec(
+        r#"
+  items:
+    path: /items
+    records: $.items[*]
+    pagination: { kind: next_url, next: $.next }
+"#,
+    ));
+    let run = sb.sync(&srv, &[]);
+    run.expect_code(1)
+        .expect_stderr(&["stream items failed", "/items` a second time (page 2)"]);
+    assert_eq!(srv.requests().len(), 2);
+    assert!(!sb.has_output("items"));
+}
+
+#[test]
 fn records_are_written_byte_exact_one_per_line() {
     // Numbers, escapes, key order and inner spacing stay as served.
     let body = r#"{"items": [{"id": 1, "price": 12.50, "big": 123456789012345678901234567890, "z": 1, "a": {"y": [1.0, 2e3]}}, {"id":2,"name":"caf\u00e9 \"q\" ☕","price":0.10}], "next": null}"#;

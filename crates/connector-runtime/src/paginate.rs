@@ -614,6 +614,178 @@ mod tests {
         assert!(!e.0.contains('\n') && !e.0.contains('\u{1b}'), "{e}");
     }
 
+    #[test]
+    fn page_variables_follow_the_paginator() {
+        let h = HeaderMap::new();
+        let mut p = Paginator::new(&offset_kind(5, 2));
+        assert_eq!(
+            p.vars(),
+            json!({"index": 0, "number": 0, "offset": 5, "limit": 2, "cursor": null})
+        );
+        p.advance(&json!({"total": 100}), &h, 2, &url()).unwrap();
+        assert_eq!(
+            p.vars(),
+            json!({"index": 1, "number": 0, "offset": 7, "limit": 2, "cursor": null})
+        );
+        assert_eq!(p.pages(), 1);
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: 1,
+            size: Some(3),
+            size_param: Some("per_page".into()),
+            total: None,
+            total_pages: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert_eq!(
+            p.first(),
+            Target::Params(vec![
+                ("page".into(), "1".into()),
+                ("per_page".into(), "3".into())
+            ])
+        );
+        p.advance(&json!({}), &h, 3, &url()).unwrap();
+        assert_eq!(
+            p.vars(),
+            json!({"index": 1, "number": 2, "offset": 0, "limit": 3, "cursor": null})
+        );
+        let mut p = Paginator::new(&cursor_kind());
+        assert_eq!(p.vars()["limit"], json!(null));
+        p.advance(&json!({"meta": {"next": "c9"}}), &h, 1, &url())
+            .unwrap();
+        assert_eq!(p.vars()["cursor"], json!("c9"));
+        let kind = Pagination::Cursor {
+            next: Some(JsonPath::new("$.next")),
+            next_header: None,
+            param: "cursor".into(),
+            page_size: Some(PageSize {
+                param: "limit".into(),
+                value: 4,
+            }),
+            max_pages: None,
+        };
+        assert_eq!(Paginator::new(&kind).vars()["limit"], json!(4));
+        assert_eq!(
+            Paginator::new(&Pagination::None).vars()["limit"],
+            json!(null)
+        );
+    }
+
+    #[test]
+    fn page_number_stops_on_a_short_page_or_the_total_record_count() {
+        let h = HeaderMap::new();
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: 1,
+            size: Some(3),
+            size_param: None,
+            total: Some(JsonPath::new("$.total")),
+            total_pages: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert_eq!(p.pages(), 0);
+        assert!(matches!(
+            p.advance(&json!({"total": 7}), &h, 3, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert!(matches!(
+            p.advance(&json!({"total": 7}), &h, 3, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        assert_eq!(p.pages(), 2);
+        assert_eq!(
+            p.advance(&json!({"total": 7}), &h, 2, &url()).unwrap(),
+            Step::Done(Stop::Short)
+        );
+        // Full pages, but the total is reached exactly: no further request.
+        let mut p = Paginator::new(&kind);
+        p.advance(&json!({"total": 6}), &h, 3, &url()).unwrap();
+        assert_eq!(
+            p.advance(&json!({"total": 6}), &h, 3, &url()).unwrap(),
+            Step::Done(Stop::Total)
+        );
+    }
+
+    #[test]
+    fn only_next_links_remember_the_first_request_url() {
+        // A cursor that happens to read like the first request's URL is just a cursor.
+        let mut p = Paginator::new(&cursor_kind());
+        let h = HeaderMap::new();
+        let first = url();
+        assert!(matches!(
+            p.advance(&json!({"meta": {"next": first.as_str()}}), &h, 1, &first)
+                .unwrap(),
+            Step::Next(_)
+        ));
+    }
+
+    #[test]
+    fn a_cursor_cycle_of_two_is_refused_on_its_return() {
+        let mut p = Paginator::new(&cursor_kind());
+        let h = HeaderMap::new();
+        let page = |c: &str| json!({"meta": {"next": c}});
+        for c in ["a", "b"] {
+            assert!(matches!(
+                p.advance(&page(c), &h, 1, &url()).unwrap(),
+                Step::Next(_)
+            ));
+        }
+        let e = p.advance(&page("a"), &h, 1, &url()).unwrap_err();
+        assert!(
+            e.0.contains("cursor `a` a second time (page 3)") && e.0.contains("looping"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_next_url_back_to_the_first_page_or_an_earlier_one_is_refused() {
+        let kind = Pagination::NextUrl {
+            next: JsonPath::new("$.next"),
+            max_pages: None,
+        };
+        let h = HeaderMap::new();
+        let first = Url::parse("http://h/api/items?size=2").unwrap();
+        let second = Url::parse("http://h/api/items?page=2").unwrap();
+        // Page 2 points back at page 1, whose URL the API never named itself.
+        let mut p = Paginator::new(&kind);
+        p.advance(&json!({"next": second.as_str()}), &h, 1, &first)
+            .unwrap();
+        let e = p
+            .advance(&json!({"next": "/api/items?size=2"}), &h, 1, &second)
+            .unwrap_err();
+        assert!(
+            e.0.contains("next URL `http://h/api/items?size=2` a second time (page 2)"),
+            "{e}"
+        );
+        // A -> B -> A further on.
+        let mut p = Paginator::new(&kind);
+        let third = Url::parse("http://h/api/items?page=3").unwrap();
+        p.advance(&json!({"next": second.as_str()}), &h, 1, &first)
+            .unwrap();
+        p.advance(&json!({"next": third.as_str()}), &h, 1, &second)
+            .unwrap();
+        let e = p
+            .advance(&json!({"next": second.as_str()}), &h, 1, &third)
+            .unwrap_err();
+        assert!(e.0.contains("page=2` a second time (page 3)"), "{e}");
+    }
+
+    #[test]
+    fn a_link_header_back_to_the_first_page_is_refused() {
+        let kind = Pagination::LinkHeader {
+            rel: "next".into(),
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        let mut h = HeaderMap::new();
+        h.insert("link", HeaderValue::from_static("</api/items>; rel=next"));
+        let first = Url::parse("http://h/api/items").unwrap();
+        let e = p.advance(&json!([1]), &h, 1, &first).unwrap_err();
+        assert!(e.0.contains("a second time (page 1)"), "{e}");
+    }
+
     fn offset_kind(start: u64, limit: u64) -> Pagination {
         Pagination::Offset {
             limit,
@@ -632,6 +804,8 @@ mod tests {
             (json!(-1), "the number -1"),
             (json!(2.5), "the number 2.5"),
             (json!(1e30), "the number 1e+30"),
+            // 2^64 exactly: one past the largest count, not u64::MAX.
+            (json!(18_446_744_073_709_551_616.0_f64), "the number"),
             (json!("many"), "the string \"many\""),
             (json!({"n": 1}), "an object"),
             (json!(false), "a boolean"),

@@ -293,4 +293,41 @@ mod tests {
         assert!(again.stream("orders").is_none());
         assert_eq!(again.stream("good").unwrap().output_bytes, 3);
     }
+
+    #[test]
+    fn a_reset_blanks_only_malformed_entries_and_clears_all_when_unnamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let text = r#"{"version": 1, "connector": "c", "streams": {
+            "good": {"cursor": "2024-01-01T00:00:00Z", "output_bytes": 3},
+            "orders": {"cursor": {"a": 1}, "output_bytes": 0}}}"#;
+        std::fs::write(&p, text).unwrap();
+        // Named, but well formed: kept as it is until the reset itself.
+        let s = StateStore::open_for_reset(&p, "c", &["good".into(), "orders".into()]).unwrap();
+        assert_eq!(
+            s.stream("good").unwrap().position.cursor.as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
+        assert_eq!(s.stream("orders").unwrap().output_bytes, 0);
+        // No names: every malformed entry is accepted, and the reset clears everything.
+        let s = StateStore::open_for_reset(&p, "c", &[]).unwrap();
+        assert_eq!(s.path(), p.as_path());
+        assert_eq!(s.snapshot().streams.len(), 2);
+        assert_eq!(s.reset(&[]).unwrap(), vec!["good", "orders"]);
+        let again = StateStore::open(&p, "c").unwrap();
+        assert!(again.snapshot().streams.is_empty());
+        assert_eq!(again.snapshot().connector, "c");
+    }
+
+    #[test]
+    fn an_unreadable_state_file_is_an_error_not_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the file should be: not "absent", so not an empty state.
+        let e = StateStore::open(dir.path(), "c").unwrap_err().to_string();
+        assert!(e.contains("cannot read it"), "{e}");
+        // Version 1 (this one) is read; an absent version too.
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, r#"{"version": 1, "connector": "c", "streams": {}}"#).unwrap();
+        assert!(StateStore::open(&p, "c").is_ok());
+    }
 }

@@ -551,6 +551,98 @@ mod tests {
     }
 
     #[test]
+    fn messages_name_the_type_the_format_and_the_tolerance() {
+        use connector_spec::CursorType as T;
+        let spec = inc(StreamState::default()).spec;
+        assert_eq!(expected(&spec), "an RFC 3339 date-time expected");
+        let formatted = Incremental {
+            format: Some("[year]-[month]-[day]".into()),
+            ..spec.clone()
+        };
+        assert_eq!(
+            expected(&formatted),
+            "a date-time in incremental.format expected"
+        );
+        let ints = Incremental {
+            cursor_type: T::UnixSeconds,
+            ..spec.clone()
+        };
+        assert_eq!(expected(&ints), "an integer expected");
+        let names: Vec<&str> = [
+            T::Datetime,
+            T::Integer,
+            T::String,
+            T::UnixSeconds,
+            T::UnixMillis,
+        ]
+        .into_iter()
+        .map(type_name)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "datetime",
+                "integer",
+                "string",
+                "unix_seconds",
+                "unix_millis"
+            ]
+        );
+        assert_eq!(tolerance_text(&spec), "1d");
+        let two_hours = Incremental {
+            future_tolerance: Some(connector_spec::Duration::new("2h")),
+            ..spec.clone()
+        };
+        assert_eq!(tolerance_text(&two_hours), "2h");
+        // Not a time: no horizon at all, however far a cursor goes.
+        let strings = Incremental {
+            cursor_type: T::String,
+            ..spec
+        };
+        assert_eq!(horizon(&strings, now()), None);
+        assert!(horizon(&two_hours, now()).is_some_and(|h| h > now()));
+    }
+
+    #[test]
+    fn a_grandchild_of_an_incremental_stream_has_an_incremental_ancestor() {
+        let text = r#"
+version: 1
+name: t
+http: { base_url: "http://x" }
+streams:
+  orders:
+    path: /orders
+    records: $[*]
+    primary_key: id
+    incremental: { cursor_field: updated_at, start: "2024-01-01T00:00:00Z" }
+  items:
+    parent: { stream: orders, key: id }
+    path: "/orders/{{ parent.id }}/items"
+    records: $[*]
+  notes:
+    parent: { stream: items, key: id }
+    path: "/items/{{ parent.id }}/notes"
+    records: $[*]
+  products:
+    path: /products
+    records: $[*]
+  reviews:
+    parent: { stream: products, key: id }
+    path: "/products/{{ parent.id }}/reviews"
+    records: $[*]
+"#;
+        let spec = connector_spec::load_str(std::path::Path::new("t.yaml"), text)
+            .unwrap()
+            .spec;
+        let has = |name: &str| has_incremental_ancestor(&spec, &spec.streams[name]);
+        assert!(has("items"));
+        assert!(has("notes"), "a grandchild");
+        assert!(!has("orders"), "itself is not its ancestor");
+        assert!(!has("products"));
+        assert!(!has("reviews"));
+    }
+
+    #[test]
     fn shown_text_is_escaped_and_bounded() {
         assert_eq!(shown("a\rb\u{1b}"), "a\\rb\\u{1b}");
         let long = "x".repeat(1000);

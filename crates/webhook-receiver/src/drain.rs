@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::RunError;
+use crate::fault::Faults;
 use crate::latest;
 use crate::sink::{self, SinkFile};
 use crate::store::{Commit, LatestRow, Pending, Reader, Writer};
@@ -29,18 +30,6 @@ const MATERIALISE_EVERY: Duration = Duration::from_secs(1);
 /// Wait before retrying after a failed batch (disk full, ...): the events are safe in the store.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Environment variable that injects a fault, for the end-to-end tests only.
-pub const FAULT_ENV: &str = "WEBHOOK_RECEIVER_FAULT";
-
-/// The value of [`FAULT_ENV`] that holds every event in the store until shutdown, then
-/// makes the process exit right after appending them, before marking them done: the
-/// crash window in which a naive worker would write them twice at the next start.
-pub const FAULT_EXIT_AFTER_APPEND: &str = "exit_after_append";
-
-/// The value of [`FAULT_ENV`] that keeps every event in the store, unwritten, so that a
-/// test's `kill -9` surely finds stored events the worker has not reached.
-pub const FAULT_HOLD: &str = "hold";
-
 /// The drain worker's state.
 pub struct Drainer {
     reader: Reader,
@@ -52,8 +41,7 @@ pub struct Drainer {
     present: HashMap<String, usize>,
     dirty: BTreeSet<String>,
     last_materialised: Instant,
-    exit_after_append: bool,
-    hold: bool,
+    faults: Faults,
     written: Arc<AtomicU64>,
 }
 
@@ -67,7 +55,6 @@ impl Drainer {
         wake: Arc<Wake>,
         written: Arc<AtomicU64>,
     ) -> Self {
-        let fault = std::env::var(FAULT_ENV).unwrap_or_default();
         Self {
             reader,
             writer,
@@ -78,8 +65,7 @@ impl Drainer {
             present: HashMap::new(),
             dirty: BTreeSet::new(),
             last_materialised: Instant::now(),
-            exit_after_append: fault == FAULT_EXIT_AFTER_APPEND,
-            hold: fault == FAULT_HOLD,
+            faults: Faults::from_env(),
             written,
         }
     }
@@ -132,12 +118,9 @@ impl Drainer {
 
     /// Drains until closed: after `close`, everything stored is written before it returns.
     pub fn run(mut self) -> Result<(), RunError> {
-        if self.hold || self.exit_after_append {
-            tracing::warn!(
-                "{FAULT_ENV} is set: events are stored but not written out until shutdown"
-            );
+        if self.faults.hold || self.faults.exit_after_append {
             while !self.wake.wait(None) {}
-            if self.hold {
+            if self.faults.hold {
                 return Ok(());
             }
         }
@@ -224,12 +207,7 @@ impl Drainer {
             let len = self.append(stem, bytes)?;
             sinks.push((stem.to_owned(), len));
         }
-        if self.exit_after_append {
-            tracing::error!(
-                "{FAULT_ENV}={FAULT_EXIT_AFTER_APPEND}: exiting after the append, before the done mark"
-            );
-            std::process::exit(70);
-        }
+        self.faults.after_append();
         let latest = self.newest(batch)?;
         let views: Vec<String> = latest.iter().map(|r| r.view.clone()).collect();
         self.writer

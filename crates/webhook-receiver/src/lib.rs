@@ -13,6 +13,7 @@ pub mod clock;
 pub mod drain;
 pub mod error;
 pub mod event;
+mod fault;
 mod fdlimit;
 pub mod hooks;
 pub mod latest;

@@ -600,6 +600,38 @@ mod tests {
         }
     }
 
+    /// `PRAGMA synchronous` is per connection and not stored in the file: each connection
+    /// the receiver opens (the writer's and the drain worker's, both through `connect`) must
+    /// set FULL (2) itself, or a commit may be lost on power loss although a 2xx was sent.
+    /// A kill -9 cannot tell FULL from NORMAL (the OS keeps the data), so this is checked here.
+    #[test]
+    fn every_connection_is_wal_with_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let conn = connect(&path).unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            sync, 2,
+            "synchronous is not FULL on the writer's connection"
+        );
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute_batch(SCHEMA).unwrap();
+        let reader = Reader::open(&path).unwrap();
+        let sync: i64 = reader
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            sync, 2,
+            "synchronous is not FULL on the drain worker's connection"
+        );
+    }
+
     fn count(path: &Path, sql: &str) -> i64 {
         Connection::open(path)
             .unwrap()

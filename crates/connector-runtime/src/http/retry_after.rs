@@ -131,6 +131,107 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("99999999", now), Some(MAX_HEADER_WAIT));
+        // Not finite: refused, never a panic or an endless wait.
+        for v in ["inf", "NaN", "-inf", "1e400"] {
+            assert_eq!(parse_retry_after(v, now), None, "{v}");
+        }
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn ietf_policies_tie_to_the_first() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "ratelimit",
+            HeaderValue::from_static("\"a\";r=3;t=10, \"b\";r=3;t=1, \"c\";r=9;t=0"),
+        );
+        let b = parse_budget(&h, &RateLimit::default(), at(0));
+        assert_eq!(b.remaining, Some(3));
+        assert_eq!(b.reset_in, Some(Duration::from_secs(10)));
+        // Older drafts, and a value only in `RateLimit-Reset`.
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-remaining", HeaderValue::from_static("4"));
+        h.insert("ratelimit-reset", HeaderValue::from_static("99999"));
+        let b = parse_budget(&h, &RateLimit::default(), at(0));
+        assert_eq!(b.remaining, Some(4));
+        assert_eq!(b.reset_in, Some(MAX_HEADER_WAIT));
+        let off = RateLimit {
+            ietf_headers: false,
+            ..RateLimit::default()
+        };
+        assert_eq!(parse_budget(&h, &off, at(0)), Budget::default());
+    }
+
+    #[test]
+    fn retry_after_date_far_ahead_is_clamped_and_a_past_date_means_now() {
+        let now = at(946_684_799); // 1999-12-31 23:59:59 GMT
+        // A day ahead: clamped to the one-hour ceiling, not a day's stall.
+        assert_eq!(
+            parse_retry_after("Sat, 01 Jan 2000 23:59:59 GMT", now),
+            Some(MAX_HEADER_WAIT)
+        );
+        // Just under the ceiling is kept as it is; just over is clamped.
+        assert_eq!(
+            parse_retry_after("Sat, 01 Jan 2000 00:59:58 GMT", now),
+            Some(MAX_HEADER_WAIT - Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 01 Jan 2000 01:00:00 GMT", now),
+            Some(MAX_HEADER_WAIT)
+        );
+        // In the past (a clock behind ours, or a stale cache): retry now, not never.
+        for past in [
+            "Fri, 31 Dec 1999 23:59:58 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(past, now), Some(Duration::ZERO), "{past}");
+        }
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 1999 23:59:59 GMT", now),
+            Some(Duration::ZERO)
+        );
+        // The two other date forms of RFC 9110 read the same.
+        assert_eq!(
+            parse_retry_after("Saturday, 01-Jan-00 00:00:09 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Sat Jan  1 00:00:09 2000", now),
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn reset_as_a_date_is_clamped_and_a_past_one_means_now() {
+        let now = at(946_684_799);
+        let cfg = RateLimit {
+            reset_format: ResetFormat::HttpDate,
+            ..RateLimit::default()
+        };
+        let reset = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-ratelimit-reset", HeaderValue::from_static(v));
+            parse_budget(&h, &cfg, now).reset_in
+        };
+        assert_eq!(
+            reset("Sat, 01 Jan 2000 23:59:59 GMT"),
+            Some(MAX_HEADER_WAIT)
+        );
+        assert_eq!(reset("Fri, 31 Dec 1999 23:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            reset("Sat, 01 Jan 2000 00:00:29 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // Epoch forms: past means now, far means the ceiling.
+        let cfg = RateLimit::default();
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("946684000"));
+        assert_eq!(parse_budget(&h, &cfg, now).reset_in, Some(Duration::ZERO));
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_static("999999999999"),
+        );
+        assert_eq!(parse_budget(&h, &cfg, now).reset_in, Some(MAX_HEADER_WAIT));
     }
 
     #[test]

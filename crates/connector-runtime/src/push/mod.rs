@@ -598,6 +598,85 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn answer(status: Option<u16>, attempts: u32, body: &str) -> crate::http::HttpError {
+        crate::http::HttpError {
+            message: String::new(),
+            status,
+            attempts,
+            snippet: body.into(),
+        }
+    }
+
+    /// Exactly when a 409 is "the same key still in flight" (docs/push.md): its body says
+    /// so, or it answers our own resend; never a first attempt's plain conflict, nor any
+    /// other status.
+    #[test]
+    fn a_409_is_in_flight_when_its_body_says_so_or_it_answers_a_resend() {
+        let busy = r#"{"error": "Request_In_Progress"}"#;
+        assert!(is_in_flight(&answer(Some(409), 1, busy)));
+        assert!(is_in_flight(&answer(Some(409), 2, "already exists")));
+        assert!(!is_in_flight(&answer(Some(409), 1, "already exists")));
+        assert!(!is_in_flight(&answer(Some(409), 0, "")));
+        assert!(!is_in_flight(&answer(Some(422), 2, busy)));
+        assert!(!is_in_flight(&answer(Some(503), 1, busy)));
+        assert!(!is_in_flight(&answer(None, 3, busy)));
+        for words in IN_FLIGHT_WORDS {
+            assert!(
+                says_in_flight(&format!("x {} y", words.to_uppercase())),
+                "{words}"
+            );
+        }
+        assert!(!says_in_flight("conflict: already exists"));
+        assert!(!says_in_flight(""));
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_nothing_else_changes() {
+        assert_eq!(canonical_number(&json!(7.0)), json!(7));
+        assert_eq!(canonical_number(&json!(-3.0)), json!(-3));
+        assert_eq!(canonical_number(&json!(7.5)), json!(7.5));
+        assert_eq!(canonical_number(&json!(7)), json!(7));
+        assert_eq!(canonical_number(&json!("7.0")), json!("7.0"));
+        assert_eq!(canonical_number(&json!(true)), json!(true));
+        // Beyond 2^53 a float is no longer an exact integer: kept as it is.
+        assert_eq!(canonical_number(&json!(1.0e16)), json!(1.0e16));
+        assert_eq!(canonical_number(&json!(9.0e15)), json!(9.0e15));
+        assert_eq!(
+            canonical_number(&json!(8_999_999_999_999_998.0)),
+            json!(8_999_999_999_999_998_i64)
+        );
+    }
+
+    #[test]
+    fn a_key_field_must_be_a_non_empty_string_or_a_number() {
+        let own = Idempotency {
+            header: "Idempotency-Key".into(),
+            key_field: Some("request_id".into()),
+            key_fields: vec![],
+        };
+        let key = |v: Value| idempotency_key("s", "t", &own, &json!({ "request_id": v }));
+        assert_eq!(key(json!("r-1")).unwrap(), "r-1");
+        assert_eq!(key(json!(42)).unwrap(), "42");
+        for bad in [json!(""), json!(null), json!(true), json!(["r"])] {
+            let e = key(bad.clone()).unwrap_err();
+            assert!(
+                e.contains("`request_id` (idempotency.key_field)"),
+                "{bad}: {e}"
+            );
+        }
+        let derived = Idempotency {
+            key_field: None,
+            key_fields: vec!["a".into()],
+            ..own
+        };
+        let e = idempotency_key("s", "t", &derived, &json!({"a": null})).unwrap_err();
+        assert!(e.contains("`a` (one of idempotency.key_fields)"), "{e}");
+        // `false`, `0` and `""` are values, not absences.
+        for v in [json!(false), json!(0), json!("")] {
+            assert!(idempotency_key("s", "t", &derived, &json!({ "a": v })).is_ok());
+        }
+    }
+
     #[test]
     fn keys_are_deterministic_and_scoped() {
         let idem = Idempotency {
@@ -634,6 +713,35 @@ mod tests {
             "7.0 is 7"
         );
         assert_eq!(Uuid::parse_str(&k1).unwrap().get_version_num(), 5);
+
+        // The connector is part of the namespace: two connectors with a target of the same
+        // name and the same key values must not share keys on an API they both write to.
+        assert_ne!(
+            k1,
+            idempotency_key("other_shop", "create", &idem, &r).unwrap()
+        );
+        // Field values are joined without ambiguity: ["ab","c"] is not ["a","bc"], nor
+        // one field "abc", nor the number 7 the string "7".
+        let two = |a: Value, b: Value| {
+            idempotency_key(
+                "shop",
+                "create",
+                &idem,
+                &json!({"customer_id": a, "external_id": b}),
+            )
+            .unwrap()
+        };
+        assert_ne!(two(json!("ab"), json!("c")), two(json!("a"), json!("bc")));
+        assert_ne!(two(json!("a,b"), json!("c")), two(json!("a"), json!("b,c")));
+        assert_ne!(two(json!(7), json!("A-1")), two(json!("7"), json!("A-1")));
+        let one = Idempotency {
+            key_fields: vec!["customer_id".into()],
+            ..idem.clone()
+        };
+        assert_ne!(
+            idempotency_key("shop", "create", &one, &json!({"customer_id": "abc"})).unwrap(),
+            two(json!("ab"), json!("c"))
+        );
 
         let own = Idempotency {
             key_field: Some("request_id".into()),

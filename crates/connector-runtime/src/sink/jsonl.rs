@@ -363,5 +363,113 @@ mod append_tests {
             check_resume(&absent, 3).unwrap_err(),
             ResumeError::Short { len: 0, .. }
         ));
+        // Not absent but unreadable (a file where a folder should be): an I/O error, at
+        // any length, never "absent" nor "short".
+        let under_a_file = p.join("x.jsonl");
+        for at in [0, 3] {
+            assert!(matches!(
+                check_resume(&under_a_file, at).unwrap_err(),
+                ResumeError::Io { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn an_append_sink_knows_its_file_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = AppendSink::open(dir.path(), "s", 0).unwrap();
+        assert_eq!(s.path(), dir.path().join("s.jsonl"));
+        s.write(b"a\n").unwrap();
+        s.write(b"bc\n").unwrap();
+        assert_eq!(s.sync().unwrap(), 5);
+        // Reopened at its own length: nothing is cut.
+        drop(s);
+        let mut s = AppendSink::open(dir.path(), "s", 5).unwrap();
+        s.write(b"d\n").unwrap();
+        assert_eq!(s.sync().unwrap(), 7);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("s.jsonl")).unwrap(),
+            "a\nbc\nd\n"
+        );
+    }
+
+    #[test]
+    fn stale_temps_of_dead_runs_and_of_this_process_go_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let names = [
+            format!(".s.jsonl.{me}.tmp"),      // this process: a leftover of its own
+            ".s.jsonl.4000000.tmp".to_owned(), // no such pid: a dead run's
+            ".s.jsonl.1.tmp".to_owned(),       // pid 1 is alive: left alone
+            ".s.jsonl..tmp".to_owned(),        // no pid
+            ".s.jsonl.12a.tmp".to_owned(),     // not a pid
+            ".t.jsonl.4000000.tmp".to_owned(), // another stream's
+            "s.jsonl".to_owned(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), "x").unwrap();
+        }
+        remove_stale_temps(dir.path(), ".s.jsonl.");
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".s.jsonl..tmp",
+                ".s.jsonl.1.tmp",
+                ".s.jsonl.12a.tmp",
+                ".t.jsonl.4000000.tmp",
+                "s.jsonl"
+            ]
+        );
+        // A missing folder is nothing to clean.
+        remove_stale_temps(&dir.path().join("none"), ".s.jsonl.");
+    }
+
+    #[test]
+    fn an_atomic_write_creates_its_folder_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new/sub/state.json");
+        write_atomic(&p, b"{}\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "{}\n");
+        write_atomic(&p, b"[]\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "[]\n");
+        let names: Vec<String> = fs::read_dir(dir.path().join("new/sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn writes_below_the_buffer_reach_the_file_only_at_the_checkpoint() {
+        // The tail past a checkpoint that a crash can leave is what the cut-back removes;
+        // below 64 KiB it is still in memory (tests/incremental.rs writes pages larger
+        // than this to force such a tail).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.jsonl");
+        let mut s = AppendSink::open(dir.path(), "s", 0).unwrap();
+        let line = format!("{}\n", "x".repeat(1999));
+        s.write(line.as_bytes()).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().len(), 0, "buffered");
+        assert_eq!(s.sync().unwrap(), 2000);
+        assert_eq!(fs::metadata(&p).unwrap().len(), 2000);
+        let big = vec![b'y'; BUFFER];
+        s.write(&big).unwrap();
+        assert!(
+            fs::metadata(&p).unwrap().len() > 2000,
+            "a full buffer goes out"
+        );
+    }
+
+    #[test]
+    fn a_bare_file_name_syncs_the_current_folder() {
+        assert!(sync_dir(Path::new("state.json")).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(sync_dir(&dir.path().join("f")).is_ok());
+        assert!(sync_dir(&dir.path().join("none/f")).is_err());
     }
 }

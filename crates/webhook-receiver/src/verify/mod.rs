@@ -258,3 +258,59 @@ fn parse_unix(text: &str, header: &str) -> Result<i64, Rejection> {
     }
     text.parse().map_err(|_| malformed())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_whole_unix_seconds_of_at_most_18_digits() {
+        assert_eq!(parse_unix("1649367553", "t"), Ok(1_649_367_553));
+        assert_eq!(parse_unix("0", "t"), Ok(0));
+        assert_eq!(
+            parse_unix("999999999999999999", "t"),
+            Ok(999_999_999_999_999_999)
+        );
+        for bad in [
+            "",
+            "1234567890123456789",
+            "+1",
+            "-1",
+            " 1",
+            "1.5",
+            "1e9",
+            "１",
+        ] {
+            assert!(
+                matches!(parse_unix(bad, "t"), Err(Rejection::Malformed { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn freshness_is_symmetric_and_inclusive_at_the_tolerance() {
+        assert!(check_fresh(1000, 1300, 300).is_ok());
+        assert!(check_fresh(1300, 1000, 300).is_ok());
+        assert_eq!(
+            check_fresh(1000, 1301, 300),
+            Err(Rejection::Stale {
+                age_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert!(check_fresh(1301, 1000, 300).is_err());
+        assert!(check_fresh(i64::MIN, i64::MAX, 300).is_err());
+    }
+
+    #[test]
+    fn keys_never_show_their_secrets() {
+        let keys = Keys::new(&["s3cr3t".to_owned(), "other".to_owned()], |s| {
+            Ok(s.as_bytes().to_vec())
+        })
+        .unwrap();
+        assert_eq!(format!("{keys:?}"), "Keys(2 secret(s))");
+        assert_eq!(secs(std::time::Duration::from_secs(300)), 300);
+        assert_eq!(secs(std::time::Duration::from_secs(u64::MAX)), i64::MAX);
+    }
+}

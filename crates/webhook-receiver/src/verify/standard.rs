@@ -170,6 +170,14 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_that_decodes_to_nothing_is_refused() {
+        assert!(decode_secret("whsec_").is_err());
+        assert!(decode_secret("").is_err());
+        assert_eq!(decode_secret("whsec_AQID").unwrap(), vec![1, 2, 3]);
+        assert_eq!(decode_secret("AQID").unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
     fn secret_must_be_base64() {
         let sig = Signature::StandardWebhooks {
             secrets: vec![Template::new("unused")],
