@@ -74,7 +74,7 @@ pub fn open_state_for_reset(
     streams: &[String],
 ) -> Result<(crate::state::StateStore, folder_lock::Lock), UsageError> {
     let (connector, path) = state_file(spec, out, state)?;
-    let lock = crate::sync::lock_state(&path).map_err(|e| UsageError(e.0))?;
+    let lock = crate::sink::lock_state(&path).map_err(|e| UsageError(e.0))?;
     let store = crate::state::StateStore::open_for_reset(&path, &connector, streams)
         .map_err(|e| UsageError(e.to_string()))?;
     Ok((store, lock))

@@ -14,12 +14,10 @@ use crate::extract::{Extractor, write_line};
 use crate::paginate::{Paginator, Step, Stop, Target};
 use crate::report::Reporter;
 use crate::request::{self, BodyTemplate};
-use crate::sink::{AppendSink, JsonlSink};
-use crate::state::{StateStore, StreamState};
+use crate::sink::{Destination, RecordSink, StreamTarget, WriteMode};
+use crate::state::StreamState;
 use crate::stats::Stats;
-use crate::window::{
-    Inc, Window, check_prior, digest, has_incremental_ancestor, shown, tolerance_text,
-};
+use crate::window::{Inc, Window, digest, shown, tolerance_text};
 
 /// Lines gathered before they are written, within a page: large enough that a typical
 /// page goes out in one write, small enough that a huge page is not held twice.
@@ -44,9 +42,12 @@ pub struct StreamRun {
     pub stats: Arc<Stats>,
     extractor: Extractor,
     body: Option<BodyTemplate>,
-    sink: Mutex<Output>,
+    sink: Mutex<Option<Box<dyn RecordSink>>>,
     inc: Option<Inc>,
-    durable: Option<Durable>,
+    /// Appends and checkpoints (incremental, or under an incremental parent).
+    appends: bool,
+    /// False with `--limit`: a partial look must not move the state.
+    save: bool,
     children: Vec<mpsc::Sender<ParentMsg>>,
     limit: Option<u64>,
     written: AtomicU64,
@@ -58,98 +59,50 @@ pub struct StreamRun {
     reporter: Arc<dyn Reporter>,
 }
 
-/// Where a stream's records go.
-#[derive(Debug)]
-enum Output {
-    /// A new file that replaces the old one when the stream completes.
-    Replace(JsonlSink),
-    /// The stream's file, appended to and synced at checkpoints (incremental streams).
-    Append(AppendSink),
-    /// Closed.
-    Closed,
-}
-
-impl Output {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Output::Replace(s) => s.write(buf),
-            Output::Append(s) => s.write(buf),
-            Output::Closed => Err(std::io::Error::other("the output was already closed")),
-        }
-    }
-}
-
-/// Where an appending stream saves its checkpoints.
-#[derive(Debug)]
-struct Durable {
-    store: Arc<StateStore>,
-    /// False with `--limit`: a partial look must not move the state.
-    save: bool,
-}
-
-/// How the state of a run is handled.
-#[derive(Debug, Clone)]
-pub struct StateMode {
-    /// The state file.
-    pub store: Arc<StateStore>,
-    /// Ignore the saved state and start from `incremental.start`.
-    pub full_refresh: bool,
-}
-
 /// A stream failed; the message is fit to print.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct StreamError(pub String);
 
 impl StreamRun {
-    /// Prepares a stream: its extractor, its output file, its children's channels.
+    /// Prepares a stream: its extractor, its sink, its children's channels. With a
+    /// `prior` state the stream appends and checkpoints; without, it replaces.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: &Engine,
         name: &str,
         stream: &Stream,
         children: Vec<mpsc::Sender<ParentMsg>>,
         limit: Option<u64>,
-        state: Option<&StateMode>,
+        destination: &dyn Destination,
+        prior: Option<StreamState>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self, StreamError> {
         let others = meta_paths(&stream.pagination);
         let extractor = Extractor::new(&stream.records, &others);
-        let file = engine.out_dir.join(format!("{name}.jsonl"));
-        let cannot =
-            |e: std::io::Error| StreamError(format!("cannot write to {}: {e}", file.display()));
-        // A child of an incremental stream only sees changed parents: it appends too.
-        let appends =
-            stream.incremental.is_some() || has_incremental_ancestor(&engine.spec, stream);
-        let (sink, inc, durable) = match state {
-            Some(mode) if appends => {
-                let prior = if mode.full_refresh {
-                    StreamState::default()
+        let appends = prior.is_some();
+        let prior = prior.unwrap_or_default();
+        let sink = destination
+            .open(&StreamTarget {
+                name,
+                stream,
+                mode: if appends {
+                    WriteMode::Append
                 } else {
-                    mode.store.stream(name).unwrap_or_default()
-                };
-                let sink =
-                    AppendSink::open(&engine.out_dir, name, prior.output_bytes).map_err(cannot)?;
-                let inc = match &stream.incremental {
-                    Some(spec) => Some(Inc::new(
-                        engine,
-                        name,
-                        spec,
-                        prior,
-                        time::OffsetDateTime::now_utc(),
-                    )?),
-                    None => None,
-                };
-                let durable = Durable {
-                    store: mode.store.clone(),
-                    save: limit.is_none(),
-                };
-                (Output::Append(sink), inc, Some(durable))
-            }
-            _ => (
-                Output::Replace(JsonlSink::create(&engine.out_dir, name).map_err(cannot)?),
-                None,
-                None,
-            ),
+                    WriteMode::Replace
+                },
+                prior: &prior,
+            })
+            .map_err(|e| StreamError(e.0))?;
+        let inc = match (&stream.incremental, appends) {
+            (Some(spec), true) => Some(Inc::new(
+                engine,
+                name,
+                spec,
+                prior,
+                time::OffsetDateTime::now_utc(),
+            )?),
+            _ => None,
         };
         let dedup = stream.dedup && stream.primary_key.is_some();
         Ok(Self {
@@ -158,9 +111,10 @@ impl StreamRun {
             stats: Arc::new(Stats::default()),
             extractor,
             body: stream.body.as_ref().map(BodyTemplate::new),
-            sink: Mutex::new(sink),
+            sink: Mutex::new(Some(sink)),
             inc,
-            durable,
+            appends,
+            save: limit.is_none(),
             children,
             limit,
             written: AtomicU64::new(0),
@@ -175,72 +129,58 @@ impl StreamRun {
     /// Completes the output (replace, or final checkpoint); only called when every
     /// partition succeeded.
     pub fn commit(&self) -> Result<(), StreamError> {
-        if self.durable.is_some() {
-            self.checkpoint()?;
-            if let Ok(mut g) = self.sink.lock() {
-                *g = Output::Closed;
-            }
-            return Ok(());
-        }
         let sink = self
             .sink
             .lock()
-            .map(|mut g| std::mem::replace(&mut *g, Output::Closed))
-            .map_err(|_| StreamError("output lock poisoned".into()))?;
-        match sink {
-            Output::Replace(s) => s
-                .commit()
-                .map(|_| ())
-                .map_err(|e| StreamError(format!("cannot finish the output file: {e}"))),
-            _ => Err(StreamError("the output was already closed".into())),
-        }
+            .map_err(|_| StreamError("output lock poisoned".into()))?
+            .take()
+            .ok_or_else(|| StreamError("the output was already closed".into()))?;
+        let mut state = match self.appends && self.save {
+            true => Some(self.state()?),
+            false => None,
+        };
+        sink.commit(state.as_mut()).map_err(|e| StreamError(e.0))
     }
 
     /// Whether the output appends and checkpoints (incremental, or under an incremental parent).
     pub fn is_durable(&self) -> bool {
-        self.durable.is_some()
+        self.appends
     }
 
-    /// Drops the partial output: the previous file stays (full refresh), or the tail
-    /// after the last checkpoint is cut on the next run (incremental).
+    /// Drops the partial output: the previous output stays (full refresh), or the tail
+    /// after the last checkpoint is redone on the next run (incremental).
     pub fn abandon(&self) {
         if let Ok(mut g) = self.sink.lock() {
-            *g = Output::Closed;
+            g.take();
         }
     }
 
-    /// Syncs the output, then saves the state that covers exactly what it holds.
+    /// The state that covers what has been written so far.
+    fn state(&self) -> Result<StreamState, StreamError> {
+        let mut state = StreamState::default();
+        if let Some(inc) = &self.inc {
+            (state.position, state.partitions) = inc
+                .positions()
+                .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
+        }
+        Ok(state)
+    }
+
+    /// Has the sink make the output durable, then save the state that covers exactly it.
     fn checkpoint(&self) -> Result<(), StreamError> {
-        let Some(durable) = &self.durable else {
-            return Ok(());
-        };
-        if !durable.save {
+        if !(self.appends && self.save) {
             return Ok(());
         }
         let mut out = self
             .sink
             .lock()
             .map_err(|_| StreamError("output lock poisoned".into()))?;
-        let Output::Append(sink) = &mut *out else {
-            return Err(StreamError("the output was already closed".into()));
-        };
-        let output_bytes = sink
-            .sync()
-            .map_err(|e| StreamError(format!("cannot sync {}: {e}", sink.path().display())))?;
-        let mut state = StreamState {
-            output_bytes,
-            ..StreamState::default()
-        };
-        if let Some(inc) = &self.inc {
-            (state.position, state.partitions) = inc
-                .positions()
-                .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
-        }
-        // Saved while the output is still locked, so no record slips in between.
-        durable
-            .store
-            .checkpoint(&self.name, state)
-            .map_err(|e| StreamError(e.to_string()))
+        let sink = out
+            .as_mut()
+            .ok_or_else(|| StreamError("the output was already closed".into()))?;
+        // Taken while the output is locked, so no record slips in between.
+        let mut state = self.state()?;
+        sink.checkpoint(&mut state).map_err(|e| StreamError(e.0))
     }
 
     /// Writes complete lines to the output and empties `buf`.
@@ -253,8 +193,10 @@ impl StreamRun {
             .lock()
             .map_err(|_| StreamError("output lock poisoned".into()))?;
         guard
+            .as_mut()
+            .ok_or_else(|| StreamError("the output was already closed".into()))?
             .write(buf)
-            .map_err(|e| StreamError(format!("cannot write the output: {e}")))?;
+            .map_err(|e| StreamError(e.0))?;
         buf.clear();
         Ok(())
     }
@@ -557,43 +499,6 @@ impl StreamRun {
         self.reporter
             .warning(&self.name, &engine.http.redact(&message));
     }
-}
-
-/// Checks, before any output file is touched, that the saved state of every appending
-/// stream can be resumed: its output ends a line at `output_bytes` and its cursors read
-/// as the declared type. A state that does not is refused; nothing is cut.
-pub fn preflight(engine: &Engine, names: &[String], mode: &StateMode) -> Result<(), String> {
-    if mode.full_refresh {
-        return Ok(());
-    }
-    let now = time::OffsetDateTime::now_utc();
-    for name in names {
-        let Some(stream) = engine.spec.streams.get(name) else {
-            continue;
-        };
-        let appends =
-            stream.incremental.is_some() || has_incremental_ancestor(&engine.spec, stream);
-        let Some(prior) = mode.store.stream(name).filter(|_| appends) else {
-            continue;
-        };
-        let file = engine.out_dir.join(format!("{name}.jsonl"));
-        let problem = match &stream.incremental {
-            Some(spec) => check_prior(spec, &prior, now).err(),
-            None => None,
-        }
-        .or_else(|| {
-            crate::sink::check_resume(&file, prior.output_bytes)
-                .err()
-                .map(|e| e.to_string())
-        });
-        if let Some(problem) = problem {
-            let state = mode.store.path().display();
-            return Err(format!(
-                "state file {state}: stream `{name}`: {problem}. The state was left as it is and no output file was changed. To start this stream over (its output is rewritten): `runtime state reset <spec> --state {state} --streams {name}`, or run with --full-refresh; or restore the state and the output together from a backup"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// JSONPaths that read the page besides the records.

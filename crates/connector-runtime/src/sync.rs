@@ -2,7 +2,6 @@
 //! each stream's output committed only when it completed.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -13,15 +12,17 @@ use tokio::time::Instant;
 use crate::engine::{Engine, SetupError};
 use crate::paginate::Stop;
 use crate::report::{Reporter, StreamOutcome};
-use crate::state::StateStore;
-use crate::stream::{ParentMsg, StateMode, StreamError, StreamRun};
+use crate::sink::Destination;
+use crate::state::StreamState;
+use crate::stream::{ParentMsg, StreamError, StreamRun};
+use crate::window::{check_prior, has_incremental_ancestor};
 
 /// Capacity of a parent-to-child channel: enough to keep children busy, small enough
 /// that a slow child slows its parent instead of filling memory.
 const CHANNEL: usize = 256;
 
 /// What to sync and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SyncOptions {
     /// Streams asked for (empty: all); their parents run too.
     pub streams: Vec<String>,
@@ -29,10 +30,8 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// At most this many records per stream.
     pub limit: Option<u64>,
-    /// Where output goes (already resolved by the host).
-    pub out_dir: PathBuf,
-    /// The state file (default `<out_dir>/state.json`).
-    pub state_path: Option<PathBuf>,
+    /// Where records and states go (opened, and locked where that applies, by the host).
+    pub destination: Arc<dyn Destination>,
     /// Ignore saved incremental state.
     pub full_refresh: bool,
 }
@@ -107,14 +106,7 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
 ) -> Result<SyncReport, SetupError> {
     let names = select(&engine.spec, &opts.streams)?;
-    // Before anything in the folder is written or cleaned up: one writer per folder. The
-    // streams write where the engine says; a host that gave it another folder gets that
-    // one locked too.
-    let _folder_lock = lock_folder(&opts.out_dir)?;
-    let _engine_lock = (engine.out_dir != opts.out_dir)
-        .then(|| lock_folder(&engine.out_dir))
-        .transpose()?;
-
+    let destination = opts.destination.clone();
     // Children first, so each parent can be given its children's senders; and each
     // stream reports its end to its parent, which saves its own state only after every
     // child's output is durable.
@@ -139,32 +131,9 @@ pub async fn run(
         done_tx.insert(name.clone(), tx);
     }
 
-    // The state's lock is held to the end of the run, like the folder's.
-    let (state, _state_lock) = if names.iter().any(|n| {
-        engine
-            .spec
-            .streams
-            .get(n)
-            .is_some_and(|s| s.incremental.is_some())
-    }) {
-        let path = opts
-            .state_path
-            .clone()
-            .unwrap_or_else(|| opts.out_dir.join("state.json"));
-        let lock = lock_state(&path)?;
-        let store =
-            StateStore::open(&path, &engine.spec.name).map_err(|e| SetupError(e.to_string()))?;
-        let mode = StateMode {
-            store: Arc::new(store),
-            full_refresh: opts.full_refresh,
-        };
-        (Some(mode), Some(lock))
-    } else {
-        (None, None)
-    };
-    if let Some(mode) = &state {
-        crate::stream::preflight(&engine, &names, mode).map_err(SetupError)?;
-    }
+    // Every stored position is read and checked before any sink opens: a refused one
+    // leaves every output as it was.
+    let mut priors = resume_points(&engine, &names, &*destination, opts.full_refresh)?;
 
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -180,7 +149,8 @@ pub async fn run(
             stream,
             children,
             opts.limit,
-            state.as_ref(),
+            &*destination,
+            priors.remove(name),
             reporter.clone(),
         ) {
             Ok(r) => Arc::new(r),
@@ -264,37 +234,45 @@ pub async fn run(
     })
 }
 
-/// Creates the output folder and locks it.
-fn lock_folder(dir: &std::path::Path) -> Result<folder_lock::Lock, SetupError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        SetupError(format!(
-            "cannot create the output folder {}: {e}",
-            dir.display()
-        ))
-    })?;
-    folder_lock::Lock::folder(dir, Some("--out")).map_err(|e| SetupError(e.to_string()))
-}
-
-/// Locks the state file (through its own lock file, wherever `--state` puts it, so
-/// `state reset` and a sync with another `--out` but the same `--state` are kept out too)
-/// and removes the temp files that dead runs' atomic writes of it left behind.
-pub(crate) fn lock_state(path: &std::path::Path) -> Result<folder_lock::Lock, SetupError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        SetupError(format!(
-            "cannot create the folder of the state file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let lock =
-        folder_lock::Lock::file(path, Some("--state")).map_err(|e| SetupError(e.to_string()))?;
-    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-        crate::sink::remove_stale_temps(&dir, &format!(".{name}."));
+/// Where each appending stream resumes (the default state with `full_refresh`).
+/// Refuses a stored position whose cursor does not read as the declared type or that
+/// the destination cannot resume from; nothing has been written at that point.
+fn resume_points(
+    engine: &Engine,
+    names: &[String],
+    destination: &dyn Destination,
+    full_refresh: bool,
+) -> Result<HashMap<String, StreamState>, SetupError> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut priors = HashMap::new();
+    for name in names {
+        let Some(stream) = engine.spec.streams.get(name) else {
+            continue;
+        };
+        if stream.incremental.is_none() && !has_incremental_ancestor(&engine.spec, stream) {
+            continue;
+        }
+        // Read even with `full_refresh`: the state is locked and checked before any
+        // output is touched.
+        let stored = destination.prior_state(name).map_err(|e| SetupError(e.0))?;
+        let prior = match stored {
+            Some(p) if !full_refresh => p,
+            _ => {
+                priors.insert(name.clone(), StreamState::default());
+                continue;
+            }
+        };
+        let problem = stream
+            .incremental
+            .as_ref()
+            .and_then(|spec| check_prior(spec, &prior, now).err())
+            .or_else(|| destination.check_resume(name, &prior).err().map(|e| e.0));
+        if let Some(problem) = problem {
+            return Err(SetupError(destination.resume_refused(name, &problem)));
+        }
+        priors.insert(name.clone(), prior);
     }
-    Ok(lock)
+    Ok(priors)
 }
 
 fn name_of(run: &StreamRun) -> &str {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use connector_runtime::report::{Reporter, summary_table};
+use connector_runtime::sink::JsonlFolder;
 use connector_runtime::sync::{self, SyncOptions};
 
 use crate::args::Common;
@@ -27,12 +28,16 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         Err(code) => return code,
     };
     let out_dir = prepared.out_dir(args.out.as_deref());
+    let destination =
+        match JsonlFolder::open(&out_dir, &prepared.loaded.spec.name, args.state.as_deref()) {
+            Ok(d) => Arc::new(d),
+            Err(e) => return crate::usage_error(&e.0),
+        };
     let opts = SyncOptions {
         streams: args.streams,
         concurrency: args.concurrency,
         limit: args.limit,
-        out_dir: out_dir.clone(),
-        state_path: args.state,
+        destination,
         full_refresh: args.full_refresh,
     };
     let report = match crate::block_on(sync::run(engine, opts, reporter)) {

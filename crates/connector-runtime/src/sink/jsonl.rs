@@ -1,4 +1,5 @@
-//! JSON-lines output files that replace the previous file only when complete.
+//! JSON-lines output files: one replaced only when complete (full refresh), one appended
+//! to and cut back to its last checkpoint (incremental).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
