@@ -94,7 +94,17 @@ impl Pg {
         let data_s = data.to_str().unwrap().to_owned();
         as_postgres(
             &bin.join("initdb"),
-            &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+            &[
+                "-D",
+                &data_s,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
         );
         let mut last = String::new();
         for _ in 0..5 {
@@ -107,7 +117,9 @@ impl Pg {
             let out = Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(bin.join("pg_ctl"))
-                .args(["-D", &data_s, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"])
+                .args([
+                    "-D", &data_s, "-o", &opts, "-l", &log, "-w", "-t", "60", "start",
+                ])
                 .output()
                 .unwrap();
             if out.status.success() {
@@ -134,7 +146,14 @@ impl Pg {
     pub fn sql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .args(["-c", sql])
             .output()
             .expect("psql runs");
@@ -160,7 +179,14 @@ impl Drop for Pg {
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("pg_ctl"))
-            .args(["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"])
+            .args([
+                "-D",
+                data.to_str().unwrap_or(""),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

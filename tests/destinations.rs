@@ -13,8 +13,8 @@ use db_support::{Api, Db, ts};
 use serde_json::json;
 use support::{Reply, Sandbox, serve};
 
-/// Three streams over one API: merge (key + cursor, 1h lookback), append (no key),
-/// replace (full refresh).
+/// Three streams over one API: merge (key + cursor, 1h lookback), append (`events`, by
+/// `--write-mode`: an incremental stream always has a key), replace (full refresh).
 const MODES: &str = r#"version: 1
 name: shop
 config:
@@ -31,6 +31,7 @@ streams:
     incremental: { cursor_field: updated_at, param: updated_at_gte, start: "2023-01-01T00:00:00Z", sorted: true, lookback: 1h }
   events:
     path: /orders
+    primary_key: id
     records: $.orders[*]
     pagination: { kind: cursor, next: $.next_cursor, param: cursor, page_size: { param: limit, value: 25 } }
     incremental: { cursor_field: updated_at, param: updated_at_gte, start: "2023-01-01T00:00:00Z", sorted: true }
@@ -55,7 +56,12 @@ fn modes(db: Db) {
     let sb = Sandbox::new();
     sb.spec(MODES);
     let to = db.to();
-    sb.sync(&server, &["--to", &to]).expect_code(0);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--to", to.as_str(), "--write-mode", "events=append"];
+        args.extend_from_slice(extra);
+        sb.sync(&server, &args)
+    };
+    run(&[]).expect_code(0);
     let o = db.table("orders");
     let e = db.table("events");
     let s = db.table("snapshot");
@@ -67,7 +73,7 @@ fn modes(db: Db) {
     // newer order 7, both re-read through the lookback window.
     api.upsert(order(5, 200, 2));
     api.upsert(order(121, 201, 1));
-    sb.sync(&server, &["--to", &to]).expect_code(0);
+    run(&[]).expect_code(0);
     assert_eq!(db.count(&format!("SELECT count(*) FROM {o}")), 121);
     assert_eq!(
         db.count(&format!("SELECT version FROM {o} WHERE id = 5")),
@@ -84,16 +90,21 @@ fn modes(db: Db) {
 
     api.upsert(order(5, 150, 1));
     api.upsert(order(7, 300, 3));
-    sb.sync(&server, &["--to", &to]).expect_code(0);
+    run(&[]).expect_code(0);
     assert_eq!(
         db.count(&format!("SELECT version FROM {o} WHERE id = 5")),
         2,
         "an older version never overwrites a newer one"
     );
-    assert_eq!(db.count(&format!("SELECT version FROM {o} WHERE id = 7")), 3);
+    assert_eq!(
+        db.count(&format!("SELECT version FROM {o} WHERE id = 7")),
+        3
+    );
     assert_eq!(db.count(&format!("SELECT count(*) FROM {o}")), 121);
     assert_eq!(
-        db.count(&format!("SELECT count(*) FROM {s} WHERE id = 5 AND version = 1")),
+        db.count(&format!(
+            "SELECT count(*) FROM {s} WHERE id = 5 AND version = 1"
+        )),
         1,
         "replace holds the latest snapshot"
     );
@@ -108,12 +119,21 @@ fn modes(db: Db) {
         "incremental streams only"
     );
 
-    // Overridden at run time: the merge stream appends.
+    // Overridden at run time: the full-refresh stream merges into its table instead of
+    // replacing it, so a row the API no longer returns stays.
     api.upsert(order(8, 400, 9));
-    sb.sync(&server, &["--to", &to, "--write-mode", "orders=append"])
-        .expect_code(0);
-    assert_eq!(db.count(&format!("SELECT count(*) FROM {o} WHERE id = 8")), 2);
-    sb.sync(&server, &["--to", &to, "--write-mode", "orders=replace"])
+    api.records.lock().unwrap().retain(|v| v["id"] != 9);
+    run(&["--write-mode", "snapshot=merge"]).expect_code(0);
+    assert_eq!(
+        db.count(&format!("SELECT version FROM {s} WHERE id = 8")),
+        9
+    );
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {s} WHERE id = 9")),
+        1
+    );
+    assert_eq!(db.count(&format!("SELECT count(*) FROM {s}")), 121);
+    run(&["--write-mode", "orders=replace"])
         .expect_code(2)
         .expect_stderr(&["--write-mode orders=replace", "increments"]);
 }
@@ -184,6 +204,7 @@ http:
 streams:
   things:
     path: /things
+    primary_key: id
     records: $.things[*]
     incremental: { cursor_field: at, start: "2023-01-01T00:00:00Z" }
     schema:
@@ -210,7 +231,11 @@ fn types(db: Db) {
             "when": "soon", "flag": "yes", "meta": "plain", "extra": "new column", "none": 5,
             "tags": {"now": "an object"}
         }]});
-        Reply::value(if p.load(Ordering::SeqCst) == 0 { &first } else { &second })
+        Reply::value(if p.load(Ordering::SeqCst) == 0 {
+            &first
+        } else {
+            &second
+        })
     });
     let sb = Sandbox::new();
     sb.spec(TYPES);
@@ -262,9 +287,15 @@ fn types(db: Db) {
         )),
         1
     );
-    assert_eq!(db.count(&format!("SELECT count(*) FROM {t} WHERE flag AND n = 1.5")), 1);
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {t} WHERE flag AND n = 1.5")),
+        1
+    );
     let meta = db.text(&format!("SELECT CAST(meta AS VARCHAR) FROM {t}"));
-    assert!(meta.contains("\"deep\"") && meta.contains("\"k\""), "{meta}");
+    assert!(
+        meta.contains("\"deep\"") && meta.contains("\"k\""),
+        "{meta}"
+    );
 
     // Second run: new fields, widened types; nothing lost of the first row.
     phase.store(1, Ordering::SeqCst);
@@ -285,21 +316,46 @@ fn types(db: Db) {
         ("extra", "text"),
         ("none", "bigint"),
     ] {
-        assert_eq!(ty(c), db.type_name(want), "column {c} after evolution: {cols:?}");
+        assert_eq!(
+            ty(c),
+            db.type_name(want),
+            "column {c} after evolution: {cols:?}"
+        );
     }
     assert_eq!(db.count(&format!("SELECT count(*) FROM {t}")), 2);
-    assert_eq!(db.count(&format!("SELECT count(*) FROM {t} WHERE cnt = 3")), 1);
-    assert_eq!(db.count(&format!("SELECT count(*) FROM {t} WHERE cnt = 2.5")), 1);
-    assert_eq!(db.text(&format!("SELECT flag FROM {t} WHERE id = 1")), "true");
-    assert_eq!(db.text(&format!("SELECT flag FROM {t} WHERE id = 2")), "yes");
-    assert_eq!(db.text(&format!("SELECT \"when\" FROM {t} WHERE id = 2")), "soon");
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {t} WHERE cnt = 3")),
+        1
+    );
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {t} WHERE cnt = 2.5")),
+        1
+    );
+    assert_eq!(
+        db.text(&format!("SELECT flag FROM {t} WHERE id = 1")),
+        "true"
+    );
+    assert_eq!(
+        db.text(&format!("SELECT flag FROM {t} WHERE id = 2")),
+        "yes"
+    );
+    assert_eq!(
+        db.text(&format!("SELECT \"when\" FROM {t} WHERE id = 2")),
+        "soon"
+    );
     assert!(
         db.text(&format!("SELECT \"when\" FROM {t} WHERE id = 1"))
             .starts_with("2024-02-01 08:00:00"),
         "the old timestamp, as text"
     );
-    assert_eq!(db.text(&format!("SELECT extra FROM {t} WHERE id = 2")), "new column");
-    assert_eq!(db.text(&format!("SELECT extra FROM {t} WHERE id = 1")), "NULL");
+    assert_eq!(
+        db.text(&format!("SELECT extra FROM {t} WHERE id = 2")),
+        "new column"
+    );
+    assert_eq!(
+        db.text(&format!("SELECT extra FROM {t} WHERE id = 1")),
+        "NULL"
+    );
 }
 
 #[test]
@@ -334,10 +390,19 @@ streams:
 fn family(db: Db) {
     let server = serve(|l| {
         if l.path == "/users" {
-            return Reply::value(&json!({"users": (1..=5).map(|i| json!({"id": i, "name": format!("u{i}")})).collect::<Vec<_>>()}));
+            return Reply::value(
+                &json!({"users": (1..=5).map(|i| json!({"id": i, "name": format!("u{i}")})).collect::<Vec<_>>()}),
+            );
         }
-        let uid: u64 = l.path.split('/').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Reply::value(&json!({"orders": (1..=3).map(|i| json!({"id": i, "total": uid * 10 + i})).collect::<Vec<_>>()}))
+        let uid: u64 = l
+            .path
+            .split('/')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Reply::value(
+            &json!({"orders": (1..=3).map(|i| json!({"id": i, "total": uid * 10 + i})).collect::<Vec<_>>()}),
+        )
     });
     let sb = Sandbox::new();
     sb.spec(FAMILY);
@@ -355,7 +420,9 @@ fn family(db: Db) {
         5
     );
     assert_eq!(
-        db.count(&format!("SELECT total FROM {o} WHERE user_id = 4 AND id = 2")),
+        db.count(&format!(
+            "SELECT total FROM {o} WHERE user_id = 4 AND id = 2"
+        )),
         42
     );
 }
@@ -384,8 +451,14 @@ fn a_bad_destination_is_refused_before_any_request() {
             vec!["PGPASSWORD", "postgres://loader:***@127.0.0.1:5432/db"],
         ),
         (unreachable.clone(), vec!["cannot connect to", &unreachable]),
-        ("postgres://loader@[::1/db".into(), vec!["not a PostgreSQL URL"]),
-        ("mysql://u:hunter2secret@h/db".into(), vec!["unknown destination"]),
+        (
+            "postgres://loader@[::1/db".into(),
+            vec!["not a PostgreSQL URL"],
+        ),
+        (
+            "mysql://u:hunter2secret@h/db".into(),
+            vec!["unknown destination"],
+        ),
         ("duckdb:".into(), vec!["no file"]),
         (
             format!("duckdb:{}", sb.path().display()),

@@ -30,6 +30,7 @@ streams:
     incremental: { cursor_field: updated_at, param: updated_at_gte, start: "2023-01-01T00:00:00Z", sorted: true }
   events:
     path: /orders
+    primary_key: id
     records: $.orders[*]
     pagination: { kind: cursor, next: $.next_cursor, param: cursor, page_size: { param: limit, value: 20 } }
     incremental: { cursor_field: updated_at, param: updated_at_gte, start: "2023-01-01T00:00:00Z", sorted: true }
@@ -41,7 +42,8 @@ fn command(spec: &std::path::Path, out: &std::path::Path, base: &str, to: &str) 
     let mut c = Command::new(env!("CARGO_BIN_EXE_runtime"));
     c.arg("sync")
         .arg(spec)
-        .args(["--set", &format!("base_url={base}"), "--to", to, "--out"])
+        .args(["--set", &format!("base_url={base}"), "--to", to])
+        .args(["--write-mode", "events=append", "--out"])
         .arg(out)
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::null())
@@ -121,7 +123,9 @@ fn killed(db: Db) {
     );
     assert_eq!(db.count(&format!("SELECT count(DISTINCT id) FROM {e}")), n);
     assert_eq!(
-        db.count(&format!("SELECT count(*) FROM {e} WHERE note <> 'order ' || CAST(id AS VARCHAR)")),
+        db.count(&format!(
+            "SELECT count(*) FROM {e} WHERE note <> 'order ' || CAST(id AS VARCHAR)"
+        )),
         0
     );
     // The state agrees with the rows: it names the newest cursor loaded.
@@ -133,7 +137,9 @@ fn killed(db: Db) {
     }
     // The kills landed mid-load: some killed runs left partial tables.
     assert!(
-        points.iter().any(|(a, b)| (*a > 0 && *a < n) || (*b > 0 && *b < n)),
+        points
+            .iter()
+            .any(|(a, b)| (*a > 0 && *a < n) || (*b > 0 && *b < n)),
         "{points:?}"
     );
 }

@@ -80,17 +80,28 @@ pub fn write_modes(
                 "--write-mode {v}: no stream named `{stream}` in the spec"
             )));
         }
-        if !["append", "merge", "replace"].contains(&mode) {
-            return Err(LoadError(format!(
-                "--write-mode {v}: unknown mode `{mode}`; use append, merge or replace"
-            )));
-        }
+        // Checked now, so a mode that cannot apply stops the run before any request.
+        let s = &spec.streams[stream];
+        sink_sql::mode_for(stream, s, appends(spec, s), Some(mode))?;
         out.insert(stream.to_owned(), mode.to_owned());
     }
     Ok(out)
 }
 
-#[cfg(test)]
+/// Whether the engine appends a stream (incremental, or under an incremental parent).
+fn appends(spec: &connector_spec::Spec, stream: &connector_spec::Stream) -> bool {
+    let mut cur = Some(stream);
+    for _ in 0..=spec.streams.len() {
+        let Some(s) = cur else { break };
+        if s.incremental.is_some() {
+            return true;
+        }
+        cur = s.parent.as_ref().and_then(|p| spec.streams.get(&p.stream));
+    }
+    false
+}
+
+#[cfg(all(test, feature = "postgres", feature = "duckdb"))]
 mod tests {
     use super::*;
 
@@ -111,6 +122,48 @@ mod tests {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "duckdb"))]
+pub mod database;
+
+/// An opened database destination and how logs show it.
+pub type Opened = (
+    std::sync::Arc<dyn connector_runtime::sink::Destination>,
+    String,
+);
+
+/// A database destination and how it is shown, or `None` for JSON lines; `--write-mode`
+/// values are refused without a database.
+pub fn open(
+    to: &To,
+    connector: &str,
+    forced: BTreeMap<String, String>,
+    spec: &std::path::Path,
+) -> Result<Option<Opened>, LoadError> {
+    if *to == To::Jsonl {
+        if !forced.is_empty() {
+            return Err(LoadError(
+                "--write-mode applies to a database destination (--to duckdb:... or postgres://...)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    #[cfg(any(feature = "postgres", feature = "duckdb"))]
+    {
+        let db = database::DbDestination::open(to, connector, forced, spec)?;
+        Ok(db.map(|d| {
+            let shown = d.shown().to_owned();
+            (
+                std::sync::Arc::new(d) as std::sync::Arc<dyn connector_runtime::sink::Destination>,
+                shown,
+            )
+        }))
+    }
+    #[cfg(not(any(feature = "postgres", feature = "duckdb")))]
+    {
+        let _ = (connector, spec);
+        Ok(None)
+    }
+}
 
 /// Runs one read-only query on a DuckDB destination (`runtime query`): column names and
 /// at most `max_rows` rows, every value as text.
@@ -122,8 +175,11 @@ pub fn query(
     match To::parse(Some(to))? {
         #[cfg(feature = "duckdb")]
         To::DuckDb(t) => sink_duckdb::query(&t, sql, max_rows),
-        _ => Err(LoadError(
-            "runtime query reads DuckDB files (duckdb:PATH); for PostgreSQL use psql".into(),
-        )),
+        _ => {
+            let _ = (sql, max_rows);
+            Err(LoadError(
+                "runtime query reads DuckDB files (duckdb:PATH) in a build with the `duckdb` feature; for PostgreSQL use psql".into(),
+            ))
+        }
     }
 }

@@ -11,7 +11,7 @@ pub fn run(to: &str, sql: &str, max_rows: usize) -> ExitCode {
             for r in rows {
                 let cells: Vec<String> = r
                     .iter()
-                    .map(|c| connector_runtime::printable::escape(c))
+                    .map(|c| connector_runtime::printable::escape(c).into_owned())
                     .collect();
                 println!("{}", cells.join("\t"));
             }

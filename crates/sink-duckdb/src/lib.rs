@@ -89,7 +89,10 @@ impl DuckDestination {
         let shown = target.shown();
         if let Some(dir) = target.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                LoadError(format!("{shown}: cannot create the folder {}: {e}", dir.display()))
+                LoadError(format!(
+                    "{shown}: cannot create the folder {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
         let conn = open_file(&target.path).map_err(|e| load::db_err(&shown, &e))?;
@@ -174,7 +177,10 @@ mod tests {
         assert_eq!(t.path, PathBuf::from("out/shop.duckdb"));
         assert_eq!(t.schema, "main");
         let t = DuckTarget::parse("duckdb:///tmp/x.duckdb?schema=raw").unwrap();
-        assert_eq!((t.path.to_str().unwrap(), t.schema.as_str()), ("/tmp/x.duckdb", "raw"));
+        assert_eq!(
+            (t.path.to_str().unwrap(), t.schema.as_str()),
+            ("/tmp/x.duckdb", "raw")
+        );
         assert!(DuckTarget::parse("duckdb:").is_err());
         assert!(DuckTarget::parse("duckdb:x?mode=ro").is_err());
     }
@@ -201,10 +207,7 @@ pub fn query(target: &DuckTarget, sql: &str, max_rows: usize) -> Result<QueryRes
     .map_err(err)?;
     let mut stmt = conn.prepare(sql).map_err(err)?;
     let mut rows = stmt.query([]).map_err(err)?;
-    let names: Vec<String> = rows
-        .as_ref()
-        .map(|s| s.column_names())
-        .unwrap_or_default();
+    let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(err)? {
         if out.len() >= max_rows {

@@ -20,7 +20,7 @@ pub(crate) fn qualified(schema: &str, table: &str) -> String {
 }
 
 /// The data columns of a table as the catalog has them (empty: no such table).
-fn read_columns(conn: &Connection, schema: &str, table: &str) -> Result<Table, LoadError> {
+fn read_columns(conn: &Connection, schema: &str, table: &str) -> Result<(Table, bool), LoadError> {
     let what = format!("cannot read the columns of {schema}.{table}");
     let mut stmt = conn
         .prepare("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position")
@@ -31,15 +31,17 @@ fn read_columns(conn: &Connection, schema: &str, table: &str) -> Result<Table, L
         })
         .map_err(|e| db_err(&what, &e))?;
     let mut cols = Vec::new();
+    let mut exists = false;
     for r in rows {
         let (name, ty) = r.map_err(|e| db_err(&what, &e))?;
+        exists = true;
         if [LOAD_ID, EXTRACTED_AT, ROW].contains(&name.as_str()) {
             continue;
         }
         let ty = SQL.parse_type(&ty).unwrap_or(sink_sql::SqlType::Text);
         cols.push(Column { name, ty });
     }
-    Ok(Table::new(cols))
+    Ok((Table::new(cols), exists))
 }
 
 /// One stream's connection (a clone of the destination's) and tables.
@@ -54,6 +56,7 @@ pub struct DuckLoader {
     state_table: String,
     mode: Mode,
     target_cols: Table,
+    target_exists: bool,
     connector: String,
     stream: String,
     load_id: String,
@@ -74,7 +77,7 @@ impl DuckLoader {
         let table = short_name(&spec.stream);
         let at = format!("{shown}: table {schema}.{table}");
         let err = |e: duckdb::Error| db_err(&at, &e);
-        let physical = read_columns(&conn, schema, &table)?;
+        let (physical, target_exists) = read_columns(&conn, schema, &table)?;
         let declared = Table::from_schema(spec.schema.as_ref());
         let target = qualified(schema, &table);
         // A dead run's staging table holds nothing that was published: it goes.
@@ -96,14 +99,9 @@ impl DuckLoader {
                     Mode::Merge { key, .. } => Some(key.as_slice()),
                     _ => None,
                 };
+                let _ = key;
                 let mut sql = format!("DROP TABLE IF EXISTS {stage}; ");
-                let target_cols = if physical.columns().is_empty() {
-                    sql.push_str(&SQL.create_table(&target, &model, key.map(|k| (k, "")), false));
-                    sql.push_str("; ");
-                    model.clone()
-                } else {
-                    physical
-                };
+                let target_cols = physical;
                 sql.push_str(&SQL.create_table(&stage, &model, None, true));
                 conn.execute_batch(&sql).map_err(err)?;
                 (model, target_cols)
@@ -120,6 +118,7 @@ impl DuckLoader {
             state_table: qualified(schema, sink_sql::STATE_TABLE),
             mode: spec.mode.clone(),
             target_cols,
+            target_exists,
             connector: connector.to_owned(),
             stream: spec.stream.clone(),
             load_id: load_id.to_owned(),
@@ -130,6 +129,16 @@ impl DuckLoader {
 
     fn err(&self, e: duckdb::Error) -> LoadError {
         db_err(&self.shown, &e)
+    }
+
+    /// The target table, created (in the publishing transaction) with the columns known
+    /// by then, so the key columns exist and have their types.
+    fn create_target(&self, model: &Table) -> String {
+        let key = match &self.mode {
+            Mode::Merge { key, .. } => Some((key.as_slice(), "")),
+            _ => None,
+        };
+        SQL.create_table(&self.target, model, key, false)
     }
 
     fn is_replace(&self) -> bool {
@@ -147,6 +156,18 @@ fn to_sql<'a>(cell: &'a Cell<'a>) -> ToSqlOutput<'a> {
         Cell::Timestamp(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         Cell::Json(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+    }
+}
+
+impl DuckLoader {
+    /// Runs the statements in one transaction (rolled back on any error).
+    fn transaction(&mut self, sql: &[String]) -> Result<(), LoadError> {
+        let shown = self.shown.clone();
+        let tx = self.conn.transaction().map_err(|e| db_err(&shown, &e))?;
+        for s in sql {
+            tx.execute_batch(s).map_err(|e| db_err(&shown, &e))?;
+        }
+        tx.commit().map_err(|e| db_err(&shown, &e))
     }
 }
 
@@ -210,7 +231,11 @@ impl Backend for DuckLoader {
                 quote(&self.table)
             ));
         } else {
-            sql.extend(SQL.alter(&self.target, &model.diff(&self.target_cols)));
+            if self.target_exists {
+                sql.extend(SQL.alter(&self.target, &model.diff(&self.target_cols)));
+            } else {
+                sql.push(self.create_target(model));
+            }
             if self.staged > 0 {
                 sql.push(SQL.publish(&self.target, &self.stage, model, &self.mode));
                 sql.push(format!("DELETE FROM {}", self.stage));
@@ -231,13 +256,20 @@ impl Backend for DuckLoader {
         if sql.is_empty() {
             return Ok(());
         }
-        let shown = self.shown.clone();
-        let tx = self.conn.transaction().map_err(|e| db_err(&shown, &e))?;
-        for s in &sql {
-            tx.execute_batch(s).map_err(|e| db_err(&shown, &e))?;
+        // Two streams' transactions can meet on the state table; DuckDB then refuses the
+        // later one as a conflict, which is retried (nothing of it was kept).
+        let mut attempt = 0;
+        loop {
+            match self.transaction(&sql) {
+                Err(e) if attempt < 5 && e.0.to_ascii_lowercase().contains("conflict") => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+                }
+                other => break other?,
+            }
         }
-        tx.commit().map_err(|e| db_err(&shown, &e))?;
         self.target_cols = model.clone();
+        self.target_exists = true;
         self.staged = 0;
         Ok(())
     }

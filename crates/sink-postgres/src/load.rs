@@ -34,7 +34,7 @@ pub(crate) fn connect(target: &PgTarget) -> Result<Client, LoadError> {
         .connect(NoTls)
         .map_err(|e| pg_err(&format!("cannot connect to {}", target.shown()), &e))?;
     client
-        .batch_execute("SET TIME ZONE 'UTC'")
+        .batch_execute("SET TIME ZONE 'UTC'; SET client_min_messages = warning")
         .map_err(|e| pg_err(&target.shown(), &e))?;
     Ok(client)
 }
@@ -45,7 +45,11 @@ pub(crate) fn qualified(schema: &str, table: &str) -> String {
 }
 
 /// The data columns of a table as the catalog has them (empty: no such table).
-fn read_columns(client: &mut Client, schema: &str, table: &str) -> Result<Table, LoadError> {
+fn read_columns(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+) -> Result<(Table, bool), LoadError> {
     let rows = client
         .query(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
@@ -53,9 +57,11 @@ fn read_columns(client: &mut Client, schema: &str, table: &str) -> Result<Table,
         )
         .map_err(|e| pg_err(&format!("cannot read the columns of {schema}.{table}"), &e))?;
     let mut cols = Vec::new();
+    let mut exists = false;
     for r in rows {
         let name: String = r.get(0);
         let ty: String = r.get(1);
+        exists = true;
         if [LOAD_ID, EXTRACTED_AT, ROW].contains(&name.as_str()) {
             continue;
         }
@@ -63,7 +69,7 @@ fn read_columns(client: &mut Client, schema: &str, table: &str) -> Result<Table,
         let ty = SQL.parse_type(&ty).unwrap_or(sink_sql::SqlType::Text);
         cols.push(Column { name, ty });
     }
-    Ok(Table::new(cols))
+    Ok((Table::new(cols), exists))
 }
 
 /// One stream's connection and tables.
@@ -75,7 +81,9 @@ pub struct PgLoader {
     stage: String,
     state_table: String,
     mode: Mode,
+    key_name: String,
     target_cols: Table,
+    target_exists: bool,
     connector: String,
     stream: String,
     load_id: String,
@@ -97,20 +105,27 @@ impl PgLoader {
         let table = short_name(&spec.stream);
         let at = format!("{shown}: table {}.{table}", target.schema);
         let err = |e: postgres::Error| pg_err(&at, &e);
-        // One run per table: a second one would interleave its swaps and merges.
-        let locked: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtext($1))",
-                &[&format!("runtime:{}.{table}", target.schema)],
-            )
-            .map_err(err)?
-            .get(0);
-        if !locked {
-            return Err(LoadError(format!(
-                "{at}: another run is loading this table now; wait for it to finish"
-            )));
+        // One run per table: a second one would interleave its swaps and merges. The wait
+        // is bounded (a killed run's session may take a moment to be noticed); DDL waits
+        // for readers are bounded too.
+        let key = format!("runtime:{}.{table}", target.schema);
+        let locked = client
+            .batch_execute("SET lock_timeout = '20s'")
+            .and_then(|()| client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key]));
+        if let Err(e) = locked {
+            let busy = e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE);
+            return Err(if busy {
+                LoadError(format!(
+                    "{at}: another run has been loading this table for 20 s; wait for it to finish"
+                ))
+            } else {
+                pg_err(&at, &e)
+            });
         }
-        let physical = read_columns(&mut client, &target.schema, &table)?;
+        client
+            .batch_execute("SET lock_timeout = '10min'")
+            .map_err(err)?;
+        let (physical, target_exists) = read_columns(&mut client, &target.schema, &table)?;
         let declared = Table::from_schema(spec.schema.as_ref());
         let qualified_target = qualified(&target.schema, &table);
         let key_name = short_name(&format!("{table}_runtime_key"));
@@ -135,19 +150,7 @@ impl PgLoader {
                     _ => None,
                 };
                 let mut sql = String::new();
-                let target_cols = if physical.columns().is_empty() {
-                    sql.push_str(&SQL.create_table(
-                        &qualified_target,
-                        &model,
-                        key.map(|k| (k, key_name.as_str())),
-                        false,
-                    ));
-                    sql.push_str("; ");
-                    model.clone()
-                } else {
-                    physical
-                };
-                if let Some(k) = key {
+                if let (Some(k), true) = (key, target_exists) {
                     // A table that was appended to before has no key yet.
                     sql.push_str(&format!(
                         "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {qualified_target} ({}); ",
@@ -155,6 +158,7 @@ impl PgLoader {
                         sink_sql::sql::list(k)
                     ));
                 }
+                let target_cols = physical;
                 let stage = quote("_runtime_stage");
                 sql.push_str(&SQL.create_table(&format!("pg_temp.{stage}"), &model, None, true));
                 client.batch_execute(&sql).map_err(err)?;
@@ -169,7 +173,9 @@ impl PgLoader {
             stage,
             state_table: qualified(&target.schema, sink_sql::STATE_TABLE),
             mode: spec.mode.clone(),
+            key_name,
             target_cols,
+            target_exists,
             connector: connector.to_owned(),
             stream: spec.stream.clone(),
             load_id: load_id.to_owned(),
@@ -181,6 +187,16 @@ impl PgLoader {
 
     fn err(&self, e: postgres::Error) -> LoadError {
         pg_err(&self.shown, &e)
+    }
+
+    /// The target table, created (in the publishing transaction) with the columns known
+    /// by then, so the key columns exist and have their types.
+    fn create_target(&self, model: &Table) -> String {
+        let key = match &self.mode {
+            Mode::Merge { key, .. } => Some((key.as_slice(), self.key_name.as_str())),
+            _ => None,
+        };
+        SQL.create_table(&self.target, model, key, false)
     }
 
     fn is_replace(&self) -> bool {
@@ -235,7 +251,10 @@ impl Backend for PgLoader {
             names.push(quote(ROW));
         }
         let copy = format!("COPY {} ({}) FROM STDIN", self.stage, names.join(", "));
-        let mut w = self.client.copy_in(&copy).map_err(|e| pg_err(&self.shown, &e))?;
+        let mut w = self
+            .client
+            .copy_in(&copy)
+            .map_err(|e| pg_err(&self.shown, &e))?;
         w.write_all(&self.buf)
             .map_err(|e| LoadError(format!("{}: COPY: {e}", self.shown)))?;
         w.finish().map_err(|e| pg_err(&self.shown, &e))?;
@@ -262,7 +281,11 @@ impl Backend for PgLoader {
                 quote(&self.table)
             ));
         } else {
-            sql.extend(SQL.alter(&self.target, &model.diff(&self.target_cols)));
+            if self.target_exists {
+                sql.extend(SQL.alter(&self.target, &model.diff(&self.target_cols)));
+            } else {
+                sql.push(self.create_target(model));
+            }
             if self.staged > 0 {
                 sql.push(SQL.publish(&self.target, &self.stage, model, &self.mode));
                 sql.push(format!("TRUNCATE {}", self.stage));
@@ -280,12 +303,16 @@ impl Backend for PgLoader {
         if sql.is_empty() {
             return Ok(());
         }
-        let mut tx = self.client.transaction().map_err(|e| pg_err(&self.shown, &e))?;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| pg_err(&self.shown, &e))?;
         for s in &sql {
             tx.batch_execute(s).map_err(|e| pg_err(&self.shown, &e))?;
         }
         tx.commit().map_err(|e| pg_err(&self.shown, &e))?;
         self.target_cols = model.clone();
+        self.target_exists = true;
         self.staged = 0;
         Ok(())
     }

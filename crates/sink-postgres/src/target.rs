@@ -148,9 +148,15 @@ mod tests {
     #[test]
     fn parses_and_never_shows_a_password() {
         let t = PgTarget::parse("postgres://loader@db.example:6543/shop?schema=raw").unwrap();
-        assert_eq!(t.shown(), "postgres://loader@db.example:6543/shop?schema=raw");
+        assert_eq!(
+            t.shown(),
+            "postgres://loader@db.example:6543/shop?schema=raw"
+        );
         let t = PgTarget::parse("postgresql://u@h/").unwrap();
-        assert_eq!((t.port, t.dbname.as_str(), t.schema.as_str()), (5432, "u", "public"));
+        assert_eq!(
+            (t.port, t.dbname.as_str(), t.schema.as_str()),
+            (5432, "u", "public")
+        );
         let e = PgTarget::parse("postgres://u:hunter2@h/db").unwrap_err();
         assert!(e.0.contains("PGPASSWORD"), "{e}");
         assert!(!e.0.contains("hunter2"), "{e}");

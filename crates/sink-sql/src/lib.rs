@@ -24,7 +24,11 @@ pub const STATE_TABLE: &str = "_runtime_state";
 /// A load id for this run: time and process, unique enough to tell runs apart.
 pub fn load_id() -> String {
     let now = time::OffsetDateTime::now_utc();
-    format!("{}-{}", now.unix_timestamp_nanos() / 1000, std::process::id())
+    format!(
+        "{}-{}",
+        now.unix_timestamp_nanos() / 1000,
+        std::process::id()
+    )
 }
 
 /// Now, as RFC 3339 (the `_extracted_at` of a page).

@@ -81,7 +81,10 @@ mod tests {
                 cursor: Some("updated_at".into())
             }
         );
-        assert_eq!(mode_for("s", &inc, true, Some("append")).unwrap(), Mode::Append);
+        assert_eq!(
+            mode_for("s", &inc, true, Some("append")).unwrap(),
+            Mode::Append
+        );
         assert!(mode_for("s", &inc, true, Some("replace")).is_err());
         let full = stream("    path: /s\n    records: $[*]\n");
         assert_eq!(mode_for("s", &full, false, None).unwrap(), Mode::Replace);

@@ -137,7 +137,9 @@ impl Dialect {
                             format!("ALTER TABLE {table} ALTER COLUMN {c} TYPE {ty} USING {using}")
                         }
                         Dialect::DuckDb => {
-                            format!("ALTER TABLE {table} ALTER {c} SET DATA TYPE {ty} USING {using}")
+                            format!(
+                                "ALTER TABLE {table} ALTER {c} SET DATA TYPE {ty} USING {using}"
+                            )
                         }
                     }
                 }
@@ -217,7 +219,11 @@ impl Dialect {
 
 /// Quoted, comma-separated names.
 pub fn list(names: &[String]) -> String {
-    names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| quote(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -242,8 +248,16 @@ mod tests {
         };
         let sql = Dialect::Postgres.publish("\"raw\".\"o\"", "\"s\"", &model, &mode);
         assert!(sql.contains("DISTINCT ON (\"id\")"), "{sql}");
-        assert!(sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"updated_at\" = excluded.\"updated_at\""), "{sql}");
-        assert!(sql.ends_with("excluded.\"updated_at\" >= t.\"updated_at\""), "{sql}");
+        assert!(
+            sql.contains(
+                "ON CONFLICT (\"id\") DO UPDATE SET \"updated_at\" = excluded.\"updated_at\""
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("excluded.\"updated_at\" >= t.\"updated_at\""),
+            "{sql}"
+        );
         let key = ["id".to_owned()];
         let create = Dialect::DuckDb.create_table("\"o\"", &model, Some((&key, "k")), false);
         assert!(create.contains("\"id\" bigint NOT NULL"), "{create}");

@@ -151,8 +151,14 @@ mod tests {
         assert_eq!(SqlType::of_value(&json!([1])), Some(SqlType::Json));
         assert_eq!(SqlType::of_value(&json!(null)), None);
         let s = |v| SqlType::from_schema(&v);
-        assert_eq!(s(json!({"type": ["integer", "null"]})), Some(SqlType::BigInt));
-        assert_eq!(s(json!({"type": ["integer", "number"]})), Some(SqlType::Double));
+        assert_eq!(
+            s(json!({"type": ["integer", "null"]})),
+            Some(SqlType::BigInt)
+        );
+        assert_eq!(
+            s(json!({"type": ["integer", "number"]})),
+            Some(SqlType::Double)
+        );
         assert_eq!(
             s(json!({"type": "string", "format": "date-time"})),
             Some(SqlType::Timestamp)

@@ -52,8 +52,12 @@ pub trait Backend: Send + 'static {
     ) -> Result<(), LoadError>;
     /// One transaction: the target's columns brought to the model, the staged rows moved
     /// in (for replace with `finish`: the new table swapped in), `state` saved with them.
-    fn publish(&mut self, model: &Table, state: Option<&str>, finish: bool)
-    -> Result<(), LoadError>;
+    fn publish(
+        &mut self,
+        model: &Table,
+        state: Option<&str>,
+        finish: bool,
+    ) -> Result<(), LoadError>;
     /// The run gave up on the stream: drop what was staged (the target is untouched).
     fn abandon(&mut self) {}
 }
@@ -306,7 +310,8 @@ mod tests {
         assert_eq!(rows[1]["value"], 7);
         let e = parse(b"{\"a\":1}\n{oops\n", 10).unwrap_err();
         assert!(e.0.contains("record 12"), "{e}");
-        let mut v: Value = serde_json::from_str(r#"{"a":"x\u0000y","b\u0000":[" \u0000"]}"#).unwrap();
+        let mut v: Value =
+            serde_json::from_str(r#"{"a":"x\u0000y","b\u0000":[" \u0000"]}"#).unwrap();
         strip_nul(&mut v);
         assert!(!v.to_string().contains("\\u0000"), "{v}");
     }
