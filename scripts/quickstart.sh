@@ -34,11 +34,3 @@ for stream in orders order_items products customers events; do
   head -n 2 "$out/$stream.jsonl"
 done
 
-# The same streams loaded into a DuckDB file, then queried (README: "Loading into a database").
-db=output/orders.duckdb
-rm -f "$db" "$db.wal"
-echo
-ORDERS_API_KEY=demo-token "$bin/runtime" sync connectors/orders.yaml --set "base_url=$url" --to "duckdb:$db"
-echo
-echo "== SELECT status, count(*) FROM orders GROUP BY status ORDER BY status"
-"$bin/runtime" query "duckdb:$db" "SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY status"

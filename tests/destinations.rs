@@ -144,6 +144,7 @@ fn write_modes_postgres() {
 }
 
 #[test]
+#[cfg(feature = "duckdb-linked")]
 fn write_modes_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     modes(Db::duck(dir.path()));
@@ -190,6 +191,7 @@ fn merge_within_a_batch_postgres() {
 }
 
 #[test]
+#[cfg(feature = "duckdb-linked")]
 fn merge_within_a_batch_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     same_batch(Db::duck(dir.path()));
@@ -364,6 +366,7 @@ fn every_type_and_schema_evolution_postgres() {
 }
 
 #[test]
+#[cfg(feature = "duckdb-linked")]
 fn every_type_and_schema_evolution_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     types(Db::duck(dir.path()));
@@ -433,6 +436,7 @@ fn parent_and_child_streams_postgres() {
 }
 
 #[test]
+#[cfg(feature = "duckdb-linked")]
 fn parent_and_child_streams_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     family(Db::duck(dir.path()));
@@ -459,12 +463,24 @@ fn a_bad_destination_is_refused_before_any_request() {
             "mysql://u:hunter2secret@h/db".into(),
             vec!["unknown destination"],
         ),
-        ("duckdb:".into(), vec!["no file"]),
-        (
-            format!("duckdb:{}", sb.path().display()),
-            vec!["duckdb:", "cannot"],
-        ),
     ];
+    #[cfg(feature = "duckdb-linked")]
+    let cases = {
+        let mut cases = cases;
+        cases.push(("duckdb:".into(), vec!["no file"]));
+        // A folder is not a database file.
+        cases.push((format!("duckdb:{}", sb.path().display()), vec!["duckdb:"]));
+        cases
+    };
+    #[cfg(not(feature = "duckdb-linked"))]
+    let cases = {
+        let mut cases = cases;
+        cases.push((
+            "duckdb:x.duckdb".into(),
+            vec!["no DuckDB support", "`duckdb`"],
+        ));
+        cases
+    };
     for (to, expect) in cases {
         sb.sync(&server, &["--to", &to])
             .expect_code(2)

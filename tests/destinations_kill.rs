@@ -150,6 +150,7 @@ fn killed_at_20_points_postgres() {
 }
 
 #[test]
+#[cfg(feature = "duckdb-linked")]
 fn killed_at_20_points_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     killed(Db::duck(dir.path()));

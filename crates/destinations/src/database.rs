@@ -12,7 +12,7 @@ use sink_sql::{LoadError, TableSpec, Worker};
 enum Inner {
     #[cfg(feature = "postgres")]
     Pg(sink_postgres::PgDestination),
-    #[cfg(feature = "duckdb")]
+    #[cfg(feature = "duckdb-linked")]
     Duck(sink_duckdb::DuckDestination),
 }
 
@@ -45,7 +45,7 @@ impl DbDestination {
                 Inner::Pg(sink_postgres::PgDestination::open(t.clone(), connector)?),
                 t.shown(),
             ),
-            #[cfg(feature = "duckdb")]
+            #[cfg(feature = "duckdb-linked")]
             crate::To::DuckDb(t) => (
                 Inner::Duck(sink_duckdb::DuckDestination::open(t.clone(), connector)?),
                 t.shown(),
@@ -72,7 +72,7 @@ impl DbDestination {
         match &self.inner {
             #[cfg(feature = "postgres")]
             Inner::Pg(d) => d.prior_state(stream),
-            #[cfg(feature = "duckdb")]
+            #[cfg(feature = "duckdb-linked")]
             Inner::Duck(d) => d.prior_state(stream),
         }
     }
@@ -81,7 +81,7 @@ impl DbDestination {
         match &self.inner {
             #[cfg(feature = "postgres")]
             Inner::Pg(d) => d.open_sink(spec),
-            #[cfg(feature = "duckdb")]
+            #[cfg(feature = "duckdb-linked")]
             Inner::Duck(d) => d.open_sink(spec),
         }
     }
@@ -129,7 +129,7 @@ impl Destination for DbDestination {
         match &self.inner {
             #[cfg(feature = "postgres")]
             Inner::Pg(d) => d.location(stream),
-            #[cfg(feature = "duckdb")]
+            #[cfg(feature = "duckdb-linked")]
             Inner::Duck(d) => d.location(stream),
         }
     }

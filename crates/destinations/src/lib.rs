@@ -18,7 +18,7 @@ pub enum To {
     #[cfg(feature = "postgres")]
     Postgres(sink_postgres::PgTarget),
     /// A DuckDB file.
-    #[cfg(feature = "duckdb")]
+    #[cfg(feature = "duckdb-linked")]
     DuckDb(sink_duckdb::DuckTarget),
 }
 
@@ -37,9 +37,9 @@ impl To {
             ));
         }
         if text.starts_with("duckdb:") {
-            #[cfg(feature = "duckdb")]
+            #[cfg(feature = "duckdb-linked")]
             return sink_duckdb::DuckTarget::parse(text).map(To::DuckDb);
-            #[cfg(not(feature = "duckdb"))]
+            #[cfg(not(feature = "duckdb-linked"))]
             return Err(LoadError(
                 "--to duckdb:...: this build has no DuckDB support (cargo feature `duckdb`)".into(),
             ));
@@ -101,7 +101,7 @@ fn appends(spec: &connector_spec::Spec, stream: &connector_spec::Stream) -> bool
     false
 }
 
-#[cfg(all(test, feature = "postgres", feature = "duckdb"))]
+#[cfg(all(test, feature = "postgres", feature = "duckdb-linked"))]
 mod tests {
     use super::*;
 
@@ -122,7 +122,7 @@ mod tests {
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "duckdb"))]
+#[cfg(any(feature = "postgres", feature = "duckdb-linked"))]
 pub mod database;
 
 /// An opened database destination and how logs show it.
@@ -147,7 +147,7 @@ pub fn open(
         }
         return Ok(None);
     }
-    #[cfg(any(feature = "postgres", feature = "duckdb"))]
+    #[cfg(any(feature = "postgres", feature = "duckdb-linked"))]
     {
         let db = database::DbDestination::open(to, connector, forced, spec)?;
         Ok(db.map(|d| {
@@ -158,7 +158,7 @@ pub fn open(
             )
         }))
     }
-    #[cfg(not(any(feature = "postgres", feature = "duckdb")))]
+    #[cfg(not(any(feature = "postgres", feature = "duckdb-linked")))]
     {
         let _ = (connector, spec);
         Ok(None)
@@ -173,7 +173,7 @@ pub fn query(
     max_rows: usize,
 ) -> Result<(Vec<String>, Vec<Vec<String>>), LoadError> {
     match To::parse(Some(to))? {
-        #[cfg(feature = "duckdb")]
+        #[cfg(feature = "duckdb-linked")]
         To::DuckDb(t) => sink_duckdb::query(&t, sql, max_rows),
         _ => {
             let _ = (sql, max_rows);
