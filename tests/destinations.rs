@@ -487,5 +487,11 @@ fn a_bad_destination_is_refused_before_any_request() {
             .expect_stderr(&expect)
             .expect_no_leak("hunter2secret");
     }
+    sb.sync(&server, &["--to", &unreachable, "--state", "s.json"])
+        .expect_code(2)
+        .expect_stderr(&["drop --state"]);
+    sb.sync(&server, &["--write-mode", "orders=append"])
+        .expect_code(2)
+        .expect_stderr(&["--write-mode applies to a database destination"]);
     assert_eq!(server.requests().len(), 0, "no request reached the API");
 }

@@ -138,7 +138,13 @@ pub fn open(
     connector: &str,
     forced: BTreeMap<String, String>,
     spec: &std::path::Path,
+    state_file: bool,
 ) -> Result<Option<Opened>, LoadError> {
+    if state_file && *to != To::Jsonl {
+        return Err(LoadError(
+            "--state names a JSON state file; a database destination keeps the state in its _runtime_state table: drop --state".into(),
+        ));
+    }
     if *to == To::Jsonl {
         if !forced.is_empty() {
             return Err(LoadError(

@@ -34,7 +34,15 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
     let spec = &prepared.loaded.spec;
     let chosen = destinations::To::parse(args.to.as_deref())
         .and_then(|to| Ok((destinations::write_modes(&args.write_mode, spec)?, to)))
-        .and_then(|(modes, to)| destinations::open(&to, &spec.name, modes, &args.common.spec));
+        .and_then(|(modes, to)| {
+            destinations::open(
+                &to,
+                &spec.name,
+                modes,
+                &args.common.spec,
+                args.state.is_some(),
+            )
+        });
     let (destination, shown): (Arc<dyn Destination>, String) = match chosen {
         Ok(Some((db, shown))) => (db, shown),
         Ok(None) => match JsonlFolder::open(&out_dir, &spec.name, args.state.as_deref()) {
