@@ -33,3 +33,4 @@ for stream in orders order_items products customers events; do
   echo "== $out/$stream.jsonl: $(wc -l <"$out/$stream.jsonl") records; the first 2:"
   head -n 2 "$out/$stream.jsonl"
 done
+

@@ -63,6 +63,24 @@ pub enum Command {
         /// Ignore saved incremental state and fetch everything.
         #[arg(long)]
         full_refresh: bool,
+        /// Where records go: `duckdb:PATH`, `postgres://USER@HOST:PORT/DB?schema=S`
+        /// (password from PGPASSWORD), or `jsonl` (the default: files in --out).
+        #[arg(long, value_name = "DESTINATION")]
+        to: Option<String>,
+        /// A stream's write mode in a database, overriding the spec's default:
+        /// STREAM=append|merge|replace (repeatable).
+        #[arg(long, value_name = "STREAM=MODE")]
+        write_mode: Vec<String>,
+    },
+    /// Run one read-only SQL query on a DuckDB file loaded by `sync --to duckdb:PATH`.
+    Query {
+        /// The database, `duckdb:PATH`.
+        to: String,
+        /// The SQL.
+        sql: String,
+        /// At most this many rows are printed.
+        #[arg(long, default_value_t = 1000)]
+        max_rows: usize,
     },
     /// Fetch one page of each stream and say what works and what fails.
     Check {

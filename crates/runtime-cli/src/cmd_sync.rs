@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use connector_runtime::report::{Reporter, summary_table};
-use connector_runtime::sink::JsonlFolder;
+use connector_runtime::sink::{Destination, JsonlFolder};
 use connector_runtime::sync::{self, SyncOptions};
 
 use crate::args::Common;
@@ -19,6 +19,8 @@ pub struct SyncArgs {
     pub limit: Option<u64>,
     pub state: Option<PathBuf>,
     pub full_refresh: bool,
+    pub to: Option<String>,
+    pub write_mode: Vec<String>,
 }
 
 /// Runs `runtime sync`.
@@ -28,11 +30,27 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         Err(code) => return code,
     };
     let out_dir = prepared.out_dir(args.out.as_deref());
-    let destination =
-        match JsonlFolder::open(&out_dir, &prepared.loaded.spec.name, args.state.as_deref()) {
-            Ok(d) => Arc::new(d),
+    // The destination is opened (connected, its state read) before any request to the API.
+    let spec = &prepared.loaded.spec;
+    let chosen = destinations::To::parse(args.to.as_deref())
+        .and_then(|to| Ok((destinations::write_modes(&args.write_mode, spec)?, to)))
+        .and_then(|(modes, to)| {
+            destinations::open(
+                &to,
+                &spec.name,
+                modes,
+                &args.common.spec,
+                args.state.is_some(),
+            )
+        });
+    let (destination, shown): (Arc<dyn Destination>, String) = match chosen {
+        Ok(Some((db, shown))) => (db, shown),
+        Ok(None) => match JsonlFolder::open(&out_dir, &spec.name, args.state.as_deref()) {
+            Ok(d) => (Arc::new(d), out_dir.display().to_string()),
             Err(e) => return crate::usage_error(&e.0),
-        };
+        },
+        Err(e) => return crate::usage_error(&e.0),
+    };
     let opts = SyncOptions {
         streams: args.streams,
         concurrency: args.concurrency,
@@ -59,7 +77,7 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         );
     }
     if failed.is_empty() {
-        println!("output: {}", out_dir.display());
+        println!("output: {shown}");
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -7,6 +7,7 @@ mod args;
 mod cmd_platform;
 mod cmd_probe;
 mod cmd_push;
+mod cmd_query;
 mod cmd_serve;
 mod cmd_state;
 mod cmd_sync;
@@ -53,6 +54,8 @@ fn main() -> ExitCode {
             concurrency,
             limit,
             full_refresh,
+            to,
+            write_mode,
         } => cmd_sync::run(
             cmd_sync::SyncArgs {
                 common,
@@ -62,9 +65,12 @@ fn main() -> ExitCode {
                 limit,
                 state,
                 full_refresh,
+                to,
+                write_mode,
             },
             reporter,
         ),
+        args::Command::Query { to, sql, max_rows } => cmd_query::run(&to, &sql, max_rows),
         args::Command::Check { common } => cmd_probe::check(common),
         args::Command::Discover { common } => cmd_probe::discover(common),
         args::Command::State { action } => cmd_state::run(action),

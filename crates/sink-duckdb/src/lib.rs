@@ -1,0 +1,190 @@
+//! Loads a run's records into a DuckDB file: one table per stream, the appender into a
+//! staging table, then one transaction per checkpoint that evolves the table, moves the
+//! rows in (append, merge, or the replace swap) and saves the stream's state in
+//! `_runtime_state`, so rows and state never disagree.
+//!
+//! Owns the database file, the catalog reads and the DuckDB side of each write mode.
+//! Must not decide types, names or modes (that is `sink-sql`'s) and must not be linked by
+//! `connector-runtime` (DuckDB is a large C++ build; only the command line pulls it in).
+
+pub mod load;
+pub mod query;
+
+pub use query::{QueryResult, query};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use duckdb::Connection;
+use sink_sql::{Dialect, LoadError, TableSpec, Worker};
+
+/// A DuckDB file and the schema the tables go in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuckTarget {
+    /// The database file (created when missing).
+    pub path: PathBuf,
+    /// Schema (default `main`).
+    pub schema: String,
+}
+
+impl DuckTarget {
+    /// Parses `duckdb:PATH` (or `duckdb://PATH`), with an optional `?schema=NAME`.
+    pub fn parse(text: &str) -> Result<Self, LoadError> {
+        let rest = text.strip_prefix("duckdb:").ok_or_else(|| {
+            LoadError(format!("--to {text}: a DuckDB destination is duckdb:PATH"))
+        })?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(LoadError(format!(
+                "--to {text}: no file; write duckdb:path/to/file.duckdb"
+            )));
+        }
+        let mut schema = "main".to_owned();
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            match pair.split_once('=') {
+                Some(("schema", s)) if !s.is_empty() => schema = s.to_owned(),
+                _ => {
+                    return Err(LoadError(format!(
+                        "--to {text}: unsupported parameter {pair:?}; only schema=NAME is read"
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            path: PathBuf::from(path),
+            schema,
+        })
+    }
+
+    /// The destination as logs show it.
+    pub fn shown(&self) -> String {
+        format!("duckdb:{}", self.path.display())
+    }
+}
+
+/// A DuckDB destination for one run: the file open (and so locked against other
+/// processes), its state table created, every stream's saved state read.
+pub struct DuckDestination {
+    target: DuckTarget,
+    root: Mutex<Connection>,
+    connector: String,
+    load_id: String,
+    states: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for DuckDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuckDestination")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DuckDestination {
+    /// Opens (or creates) the file, creates the schema and state table when missing, and
+    /// reads the connector's saved states.
+    pub fn open(target: DuckTarget, connector: &str) -> Result<Self, LoadError> {
+        let shown = target.shown();
+        if let Some(dir) = target.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                LoadError(format!(
+                    "{shown}: cannot create the folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let conn = open_file(&target.path).map_err(|e| load::db_err(&shown, &e))?;
+        let state = load::qualified(&target.schema, sink_sql::STATE_TABLE);
+        conn.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; {}",
+            sink_sql::table::quote(&target.schema),
+            Dialect::DuckDb.create_state(&state)
+        ))
+        .map_err(|e| load::db_err(&shown, &e))?;
+        let states = read_states(&conn, &state, connector).map_err(|e| load::db_err(&shown, &e))?;
+        Ok(Self {
+            target,
+            root: Mutex::new(conn),
+            connector: connector.to_owned(),
+            load_id: sink_sql::load_id(),
+            states,
+        })
+    }
+
+    /// The stream's saved state (JSON text), as read when the destination opened.
+    pub fn prior_state(&self, stream: &str) -> Option<&str> {
+        self.states.get(stream).map(String::as_str)
+    }
+
+    /// Opens one stream's sink: a connection of its own, on a thread of its own.
+    pub fn open_sink(&self, spec: TableSpec) -> Result<Worker, LoadError> {
+        let shown = self.target.shown();
+        let conn = self
+            .root
+            .lock()
+            .map_err(|_| LoadError(format!("{shown}: connection lock poisoned")))?
+            .try_clone()
+            .map_err(|e| load::db_err(&shown, &e))?;
+        let schema = self.target.schema.clone();
+        let connector = self.connector.clone();
+        let load_id = self.load_id.clone();
+        Worker::start(&spec.stream.clone(), self.load_id.clone(), move || {
+            load::DuckLoader::open(conn, &shown, &schema, &connector, &spec, &load_id)
+        })
+    }
+
+    /// Where a stream's rows go, for the summary: `schema.table`.
+    pub fn location(&self, stream: &str) -> String {
+        format!(
+            "{}.{}",
+            self.target.schema,
+            sink_sql::table::short_name(stream)
+        )
+    }
+
+    /// The destination as logs show it.
+    pub fn shown(&self) -> String {
+        self.target.shown()
+    }
+}
+
+/// Opens the file; another process holding it is refused by DuckDB's own lock.
+fn open_file(path: &Path) -> duckdb::Result<Connection> {
+    Connection::open(path)
+}
+
+fn read_states(
+    conn: &Connection,
+    table: &str,
+    connector: &str,
+) -> duckdb::Result<HashMap<String, String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT stream, CAST(state AS VARCHAR) FROM {table} WHERE connector = ?"
+    ))?;
+    let rows = stmt.query_map([connector], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths() {
+        let t = DuckTarget::parse("duckdb:out/shop.duckdb").unwrap();
+        assert_eq!(t.path, PathBuf::from("out/shop.duckdb"));
+        assert_eq!(t.schema, "main");
+        let t = DuckTarget::parse("duckdb:///tmp/x.duckdb?schema=raw").unwrap();
+        assert_eq!(
+            (t.path.to_str().unwrap(), t.schema.as_str()),
+            ("/tmp/x.duckdb", "raw")
+        );
+        assert!(DuckTarget::parse("duckdb:").is_err());
+        assert!(DuckTarget::parse("duckdb:x?mode=ro").is_err());
+    }
+}
