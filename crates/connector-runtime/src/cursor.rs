@@ -342,6 +342,34 @@ mod tests {
     }
 
     #[test]
+    fn hostile_cursor_values_sent_in_another_format_are_errors_not_panics() {
+        let mut spec = inc(CursorType::UnixMillis, None);
+        spec.param_format = Some("%Y-%m-%d".into());
+        let k = CursorKind::new(&spec).unwrap();
+        assert_eq!(k.sent("1714521600000").unwrap(), "2024-05-01");
+        for v in [
+            "99999999999999999999999999999999999",
+            "-99999999999999999999",
+            "1e3",
+            "x\n",
+        ] {
+            assert!(k.sent(v).is_err(), "{v}");
+            assert_eq!(k.normalize(v), v, "kept as it is: {v}");
+        }
+        let mut spec = inc(CursorType::Datetime, None);
+        spec.param_format = Some("unix_seconds".into());
+        let k = CursorKind::new(&spec).unwrap();
+        assert_eq!(k.sent("2024-05-01T00:00:00+02:00").unwrap(), "1714514400");
+        assert!(k.sent("9999-99-99T00:00:00Z").is_err());
+        let mut spec = inc(CursorType::Integer, None);
+        spec.param_format = Some("unix_seconds".into());
+        assert!(
+            CursorKind::new(&spec).unwrap().sent("5").is_err(),
+            "an id is not a time"
+        );
+    }
+
+    #[test]
     fn lookback_at_the_edges_is_an_error_not_a_panic() {
         let k = CursorKind::new(&inc(CursorType::Integer, None)).unwrap();
         let min = i128::MIN.to_string();

@@ -125,12 +125,7 @@ impl Template {
         if self.is_literal() {
             return Ok(self.source.clone());
         }
-        let env = self.env()?;
-        let tmpl = env
-            .get_template(NAME)
-            .map_err(|e| TemplateError(describe(&e)))?;
-        tmpl.render(minijinja::value::Serde(ctx))
-            .map_err(|e| TemplateError(describe(&e)))
+        self.render_value(minijinja::Value::from(minijinja::value::Serde(ctx)))
     }
 }
 
