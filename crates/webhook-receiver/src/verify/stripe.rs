@@ -26,7 +26,10 @@ pub(super) fn verify(
             continue;
         };
         match key {
-            "t" if timestamp.is_none() => timestamp = Some(value),
+            // Two timestamps are ambiguous: which one was signed is the sender's word
+            // against the header's order, so neither is trusted.
+            "t" if timestamp.is_some() => return Err(malformed("more than one `t=` timestamp")),
+            "t" => timestamp = Some(value),
             // An entry that is not hex cannot match; the others may.
             "v1" => {
                 if let Ok(tag) = hex::decode(value) {
@@ -125,6 +128,11 @@ mod tests {
             format!("v1={SIG}"),
             format!("t={T}"),
             format!("t=-5,v1={SIG}"),
+            // A second timestamp, in either order around the signed one: refused, so a
+            // relay that prepends or appends its own `t=` cannot pick the one checked.
+            format!("t={T},v1={SIG},t={}", T + 1),
+            format!("t={},t={T},v1={SIG}", T + 1),
+            format!("t={T},t={T},v1={SIG}"),
         ] {
             assert!(
                 matches!(
