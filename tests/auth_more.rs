@@ -339,6 +339,25 @@ fn a_second_401_after_a_fresh_login_is_an_error_not_a_loop() {
 }
 
 #[test]
+fn a_refused_login_names_the_config_keys_it_sends_never_their_values() {
+    let login = login_server(3600);
+    let srv = api(|_| true);
+    let sb = Sandbox::new();
+    sb.spec(&session_spec(&login.url(), ""));
+    let run = sb.sync_env(&srv, &["--set", "password=pw-wrong-secret"], TRACE);
+    run.expect_code(1).expect_stderr(&[
+        "login request to",
+        "answered 403",
+        "check config.password",
+    ]);
+    no_leak(&sb, &run, &["pw-wrong-secret"]);
+    assert!(
+        srv.requests().is_empty(),
+        "no API request without a session"
+    );
+}
+
+#[test]
 fn a_session_token_about_to_expire_is_replaced_before_it_is_sent() {
     // 10 s of life is inside the 30 s margin: every request logs in first. (The margin
     // itself, against an injected clock, is tested beside the code.)

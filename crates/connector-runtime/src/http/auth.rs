@@ -406,7 +406,7 @@ fn session(auth: &Auth, ctx: &Value, base: &str) -> Result<Credentials, RenderEr
     let body_templates: Vec<Template> = login
         .body
         .iter()
-        .flat_map(strings)
+        .flat_map(super::string_leaves)
         .map(Template::new)
         .collect();
     fed.extend(body_templates.iter());
@@ -425,16 +425,6 @@ fn session(auth: &Auth, ctx: &Value, base: &str) -> Result<Credentials, RenderEr
         sources: sources(&fed, "http.auth.login"),
         cached: Mutex::new(None),
     })))
-}
-
-/// The string leaves of a JSON body (its templates).
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().flat_map(strings).collect(),
-        Value::Object(o) => o.values().flat_map(strings).collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn jwt(auth: &Auth, ctx: &Value) -> Result<Credentials, RenderError> {

@@ -192,7 +192,8 @@ mod tests {
         let mut v = Validation::new(Algorithm::HS256);
         v.validate_exp = false;
         v.required_spec_claims.clear();
-        let got = decode::<Value>(&t, &DecodingKey::from_secret(b"shh-secret").unwrap(), &v).unwrap();
+        let got =
+            decode::<Value>(&t, &DecodingKey::from_secret(b"shh-secret").unwrap(), &v).unwrap();
         assert_eq!(got.header.kid.as_deref(), Some("k1"));
         assert_eq!(got.claims["iss"], "app-1");
         assert_eq!(got.claims["iat"], 1_700_000_000 - 60);

@@ -510,8 +510,24 @@ pub fn snippet(body: &[u8]) -> String {
 /// Config keys that feed the credentials, to name them when the API refuses them.
 fn auth_config_keys(auth: &connector_spec::Auth) -> Vec<String> {
     use connector_spec::Auth;
+    // The templates of a login body are its string leaves.
+    let login_body: Vec<connector_spec::Template> = match auth {
+        Auth::Session { login, .. } => login
+            .body
+            .iter()
+            .flat_map(string_leaves)
+            .map(connector_spec::Template::new)
+            .collect(),
+        _ => Vec::new(),
+    };
     let templates: Vec<&connector_spec::Template> = match auth {
-        Auth::None | Auth::Select { .. } | Auth::Session { .. } => vec![],
+        Auth::None | Auth::Select { .. } => vec![],
+        Auth::Session { login, .. } => login
+            .headers
+            .values()
+            .chain(login.form.values())
+            .chain(login_body.iter())
+            .collect(),
         Auth::Oauth2RefreshToken {
             client_id,
             refresh_token,
@@ -538,4 +554,14 @@ fn auth_config_keys(auth: &connector_spec::Auth) -> Vec<String> {
         .collect();
     keys.dedup();
     keys
+}
+
+/// The string leaves of a JSON value.
+fn string_leaves(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(string_leaves).collect(),
+        Value::Object(o) => o.values().flat_map(string_leaves).collect(),
+        _ => Vec::new(),
+    }
 }

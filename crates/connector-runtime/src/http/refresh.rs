@@ -14,7 +14,6 @@ use super::token_store;
 const WHAT: &str = "OAuth2 refresh-token request";
 
 /// A refresh-token grant and its cached access token.
-#[derive(Debug)]
 pub struct Refresh {
     pub(super) token_url: String,
     /// Form fields besides `grant_type` and `refresh_token`.
@@ -29,8 +28,18 @@ pub struct Refresh {
     pub(super) state: Mutex<State>,
 }
 
+impl std::fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens and the client secret stay out of every debug print.
+        f.debug_struct("Refresh")
+            .field("token_url", &self.token_url)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The tokens of the current run.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct State {
     /// The refresh token to use next: None until the token file has been read.
     refresh: Option<String>,

@@ -16,7 +16,6 @@ use super::token;
 const WHAT: &str = "login request";
 
 /// A rendered login request and the cached session token.
-#[derive(Debug)]
 pub struct Session {
     pub(super) method: reqwest::Method,
     pub(super) url: String,
@@ -35,8 +34,18 @@ pub struct Session {
     pub(super) cached: Mutex<Option<(String, Option<Instant>)>>,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The login body, its headers and the token stay out of every debug print.
+        f.debug_struct("Session")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The body of a login request.
-#[derive(Debug)]
 pub enum Login {
     /// No body.
     None,
