@@ -189,7 +189,7 @@ fn github_output_is_workflow_commands() {
     assert_eq!(
         lines,
         [
-            "::error file=tests/fixtures/invalid/schema_auth_kind_unknown.yaml,line=7,col=17,endColumn=22::unknown kind `bearr`; expected one of `none`, `bearer`, `api_key`, `basic`, `oauth2_client_credentials`%0Ahelp: did you mean `bearer`?",
+            "::error file=tests/fixtures/invalid/schema_auth_kind_unknown.yaml,line=7,col=17,endColumn=22::unknown kind `bearr`; expected one of `none`, `bearer`, `api_key`, `basic`, `oauth2_client_credentials`, `oauth2_refresh_token`, `session`, `jwt`, `select`%0Ahelp: did you mean `bearer`?",
             "::error file=tests/fixtures/invalid/parent_missing.yaml,line=17,col=23,endColumn=28::parent stream `order` does not exist%0Ahelp: did you mean `orders`?",
             "2 files checked, 2 invalid, 2 errors",
         ]

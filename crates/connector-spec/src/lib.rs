@@ -7,6 +7,7 @@
 //! other I/O: no network, no async runtime, no printing. The engine lives in
 //! `connector-runtime`.
 
+pub mod auth;
 mod check;
 pub mod condition;
 pub mod diagnostic;

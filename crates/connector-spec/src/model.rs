@@ -191,6 +191,97 @@ pub enum Auth {
         #[serde(default)]
         credentials_in: CredentialsIn,
     },
+    /// OAuth2 refresh-token grant: an access token is fetched with the refresh token; a new refresh token the server returns (rotation) is saved beside the state and used from then on.
+    Oauth2RefreshToken {
+        /// Token endpoint URL.
+        token_url: Template,
+        /// Client id.
+        client_id: Template,
+        /// Client secret (empty for a public client).
+        #[serde(default = "empty_template")]
+        client_secret: Template,
+        /// The refresh token from the authorisation; a rotated one saved beside the state is preferred.
+        refresh_token: Template,
+        /// Scopes requested, sent space-separated.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scopes: Vec<String>,
+        /// Extra form parameters of the token request.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        params: IndexMap<String, Template>,
+        /// Send the client credentials as HTTP basic auth (`basic`) or in the form body (`body`).
+        #[serde(default)]
+        credentials_in: CredentialsIn,
+    },
+    /// A login request whose response holds a session token, sent on every request until a 401 or its expiry.
+    Session {
+        /// The login request.
+        login: crate::auth::Login,
+        /// JSONPath of the token in the login response, e.g. `$.token`.
+        token: JsonPath,
+        /// JSONPath of the token's lifetime in seconds in the login response.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in: Option<JsonPath>,
+        /// How long a token lives when the response does not say, e.g. `1h`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lifetime: Option<Duration>,
+        /// The header or query parameter that carries the token.
+        #[serde(default = "authorization")]
+        name: String,
+        /// What is sent, `token` being the session token, e.g. `"Token {{ token }}"`.
+        #[serde(default = "bearer_token")]
+        value: Template,
+        /// Where the token goes.
+        #[serde(default, rename = "in")]
+        location: ApiKeyLocation,
+    },
+    /// A JWT signed from a key in the configuration, sent as the bearer token or exchanged at `token_url` for an access token.
+    Jwt {
+        /// Signing algorithm: `RS256`, `ES256` or `HS256`.
+        algorithm: crate::auth::JwtAlgorithm,
+        /// The PEM private key (RS256, ES256) or the shared secret (HS256).
+        key: Template,
+        /// The `kid` header, when the API wants it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<Template>,
+        /// Claims such as `iss`, `sub`, `aud`, `scope`; `iat` and `exp` are added from the clock.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        claims: IndexMap<String, Template>,
+        /// Time from `iat` to `exp`.
+        #[serde(default = "default_jwt_lifetime")]
+        lifetime: Duration,
+        /// How far before now `iat` is set, for servers whose clock runs behind (GitHub suggests `60s`).
+        #[serde(default = "zero_duration")]
+        backdate: Duration,
+        /// Exchange the JWT here (grant `urn:ietf:params:oauth:grant-type:jwt-bearer`) for an access token; without it the JWT itself is the bearer token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_url: Option<Template>,
+        /// Extra form parameters of the exchange.
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        params: IndexMap<String, Template>,
+    },
+    /// One of several auth blocks, chosen by a value, e.g. `"{{ config.auth_type }}"`.
+    Select {
+        /// Renders to the name of one of `options`.
+        select: Template,
+        /// The auth blocks by name.
+        options: IndexMap<String, Auth>,
+    },
+}
+
+fn authorization() -> String {
+    "Authorization".into()
+}
+
+fn bearer_token() -> Template {
+    Template::new("Bearer {{ token }}")
+}
+
+fn default_jwt_lifetime() -> Duration {
+    Duration::new("10m")
+}
+
+fn zero_duration() -> Duration {
+    Duration::new("0s")
 }
 
 fn empty_template() -> Template {

@@ -181,6 +181,7 @@ mod tests {
         ("ConfigDecl", "config"),
         ("Http", "http"),
         ("Auth", "auth"),
+        ("Login", "auth"),
         ("RateLimit", "rate_limit"),
         ("Retry", "retry"),
         ("Stream", "streams"),

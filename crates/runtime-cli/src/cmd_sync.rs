@@ -30,6 +30,9 @@ pub fn run(args: SyncArgs, reporter: Arc<dyn Reporter>) -> ExitCode {
         Err(code) => return code,
     };
     let out_dir = prepared.out_dir(args.out.as_deref());
+    if let Some(state) = &args.state {
+        engine.http.keep_tokens_beside(state);
+    }
     // The destination is opened (connected, its state read) before any request to the API.
     let spec = &prepared.loaded.spec;
     let chosen = destinations::To::parse(args.to.as_deref())

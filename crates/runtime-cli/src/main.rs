@@ -108,9 +108,12 @@ pub fn engine(
     let prepared =
         connector_runtime::host::prepare(&common.spec, common.config.as_deref(), &common.set)
             .map_err(|e| usage_error(&e.0))?;
+    let out_dir = prepared.out_dir(out);
     let engine = prepared
-        .engine(prepared.out_dir(out))
+        .engine(out_dir.clone())
         .map_err(|e| usage_error(&e.0))?;
+    // Rotated refresh tokens go beside the default state file; `sync --state` moves them.
+    engine.http.keep_tokens_beside(&out_dir.join("state.json"));
     Ok((prepared, engine))
 }
 

@@ -3,9 +3,14 @@
 pub mod auth;
 pub mod backoff;
 pub mod body;
+pub mod jwt;
 pub mod limiter;
 pub mod redirect;
+pub mod refresh;
 pub mod retry_after;
+pub mod session;
+pub mod token;
+pub mod token_store;
 
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
@@ -104,14 +109,15 @@ struct Failure {
 impl Http {
     /// Builds the client of a spec with resolved configuration.
     pub fn new(spec: &Spec, ctx: &Value, redactor: Redactor) -> Result<Self, RenderError> {
-        let creds = Credentials::new(&spec.http.auth, ctx)?;
+        // A base URL that does not render fails on the first request, with its own error;
+        // until then no origin is the API's, so no credential goes anywhere.
+        let base = render(&spec.http.base_url, ctx, "http.base_url").unwrap_or_default();
+        let auth = auth::chosen(&spec.http.auth, ctx)?;
+        let creds = Credentials::new(auth, ctx, &base)?;
         let mut redactor = redactor;
         for s in creds.derived_secrets() {
             redactor.add(&s);
         }
-        // A base URL that does not render fails on the first request, with its own error;
-        // until then no origin is the API's, so no credential goes anywhere.
-        let base = render(&spec.http.base_url, ctx, "http.base_url").unwrap_or_default();
         let origins = Allowed::new(&base, &spec.http.trusted_origins);
         let client = reqwest::Client::builder()
             .user_agent(concat!("connector-runtime/", env!("CARGO_PKG_VERSION")))
@@ -141,10 +147,16 @@ impl Http {
             },
             rate: r.clone(),
             redactor: RwLock::new(redactor),
-            auth_keys: auth_config_keys(spec),
+            auth_keys: auth_config_keys(auth),
             origins,
             max_response: spec.http.max_response_bytes,
         })
+    }
+
+    /// Keeps rotated OAuth2 refresh tokens beside this state file (`state.json` ->
+    /// `state.tokens.json`); without it a rotated token lives for the run only.
+    pub fn keep_tokens_beside(&self, state: &std::path::Path) {
+        self.creds.keep_tokens_in(token_store::beside(state));
     }
 
     /// The API's origin and the trusted ones: where credentials and next pages may go.
@@ -232,7 +244,7 @@ impl Http {
                     if fatal.status == Some(401) && self.creds.refreshable() && !refreshed {
                         refreshed = true;
                         self.creds.invalidate().await;
-                        tracing::info!("{who}: 401 from {shown}, fetching a new OAuth2 token");
+                        tracing::info!("{who}: 401 from {shown}, {}", self.creds.renewal());
                         continue;
                     }
                     return Err(HttpError {
@@ -496,10 +508,32 @@ pub fn snippet(body: &[u8]) -> String {
 }
 
 /// Config keys that feed the credentials, to name them when the API refuses them.
-fn auth_config_keys(spec: &Spec) -> Vec<String> {
+fn auth_config_keys(auth: &connector_spec::Auth) -> Vec<String> {
     use connector_spec::Auth;
-    let templates: Vec<&connector_spec::Template> = match &spec.http.auth {
-        Auth::None => vec![],
+    // The templates of a login body are its string leaves.
+    let login_body: Vec<connector_spec::Template> = match auth {
+        Auth::Session { login, .. } => login
+            .body
+            .iter()
+            .flat_map(string_leaves)
+            .map(connector_spec::Template::new)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let templates: Vec<&connector_spec::Template> = match auth {
+        Auth::None | Auth::Select { .. } => vec![],
+        Auth::Session { login, .. } => login
+            .headers
+            .values()
+            .chain(login.form.values())
+            .chain(login_body.iter())
+            .collect(),
+        Auth::Oauth2RefreshToken {
+            client_id,
+            refresh_token,
+            ..
+        } => vec![client_id, refresh_token],
+        Auth::Jwt { key, claims, .. } => std::iter::once(key).chain(claims.values()).collect(),
         Auth::Bearer { token } => vec![token],
         Auth::ApiKey { value, .. } => vec![value],
         Auth::Basic { username, password } => vec![username, password],
@@ -520,4 +554,14 @@ fn auth_config_keys(spec: &Spec) -> Vec<String> {
         .collect();
     keys.dedup();
     keys
+}
+
+/// The string leaves of a JSON value.
+fn string_leaves(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(string_leaves).collect(),
+        Value::Object(o) => o.values().flat_map(string_leaves).collect(),
+        _ => Vec::new(),
+    }
 }

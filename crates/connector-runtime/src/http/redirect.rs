@@ -162,9 +162,13 @@ impl Http {
             return Ok(rb);
         }
         match self.creds.apply(rb, &self.client, &hop.url).await {
-            Ok((rb, fresh)) => {
-                if let (Some(t), Ok(mut r)) = (fresh, self.redactor.write()) {
-                    r.add(&t);
+            Ok((rb, learnt)) => {
+                if !learnt.is_empty()
+                    && let Ok(mut r) = self.redactor.write()
+                {
+                    for t in &learnt {
+                        r.add(t);
+                    }
                 }
                 Ok(rb)
             }

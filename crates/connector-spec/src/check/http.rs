@@ -2,7 +2,6 @@
 
 use super::templates::{self, Scope};
 use super::{Ctx, Parts, join, paths};
-use crate::model::Auth;
 
 pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
     let Some(http) = &parts.http else {
@@ -24,38 +23,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
     for (k, t) in &http.params {
         templates::check(cx, parts, &join("/http/params", k), t, Scope::CONFIG);
     }
-    let auth = |f: &str| format!("/http/auth/{f}");
-    match &http.auth {
-        Auth::None => {}
-        Auth::Bearer { token } => templates::check(cx, parts, &auth("token"), token, Scope::CONFIG),
-        Auth::ApiKey { value, .. } => {
-            templates::check(cx, parts, &auth("value"), value, Scope::CONFIG);
-        }
-        Auth::Basic { username, password } => {
-            templates::check(cx, parts, &auth("username"), username, Scope::CONFIG);
-            templates::check(cx, parts, &auth("password"), password, Scope::CONFIG);
-        }
-        Auth::Oauth2ClientCredentials {
-            token_url,
-            client_id,
-            client_secret,
-            params,
-            ..
-        } => {
-            templates::check(cx, parts, &auth("token_url"), token_url, Scope::CONFIG);
-            templates::check(cx, parts, &auth("client_id"), client_id, Scope::CONFIG);
-            templates::check(
-                cx,
-                parts,
-                &auth("client_secret"),
-                client_secret,
-                Scope::CONFIG,
-            );
-            for (k, t) in params {
-                templates::check(cx, parts, &join(&auth("params"), k), t, Scope::CONFIG);
-            }
-        }
-    }
+    super::auth::check(cx, parts, "/http/auth", &http.auth);
     for (i, origin) in http.trusted_origins.iter().enumerate() {
         if let Err(why) = origin_problem(origin) {
             cx.error(

@@ -5,6 +5,7 @@
 //! Every template and JSONPath is compiled here, so a spec that loads cannot fail later
 //! for a typo.
 
+mod auth;
 mod config;
 mod http;
 mod paths;
@@ -134,27 +135,7 @@ fn compile(spec: &Spec) {
         .values()
         .chain(http.params.values())
         .for_each(t);
-    match &http.auth {
-        Auth::None => {}
-        Auth::Bearer { token } => t(token),
-        Auth::ApiKey { value, .. } => t(value),
-        Auth::Basic { username, password } => {
-            t(username);
-            t(password);
-        }
-        Auth::Oauth2ClientCredentials {
-            token_url,
-            client_id,
-            client_secret,
-            params,
-            ..
-        } => {
-            [token_url, client_id, client_secret]
-                .into_iter()
-                .for_each(t);
-            params.values().for_each(t);
-        }
-    }
+    compile_auth(&http.auth);
     for s in spec.streams.values() {
         t(&s.path);
         s.params.values().chain(s.headers.values()).for_each(t);
@@ -184,6 +165,82 @@ fn compile(spec: &Spec) {
         t(&target.path);
         target.headers.values().for_each(t);
         target.response_id.iter().for_each(p);
+    }
+}
+
+/// Compiles the templates and JSONPaths of an auth block (and of a select's options).
+fn compile_auth(auth: &Auth) {
+    let t = |t: &crate::Template| {
+        let _ = t.check();
+    };
+    match auth {
+        Auth::None => {}
+        Auth::Bearer { token } => t(token),
+        Auth::ApiKey { value, .. } => t(value),
+        Auth::Basic { username, password } => {
+            t(username);
+            t(password);
+        }
+        Auth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            params,
+            ..
+        } => {
+            [token_url, client_id, client_secret]
+                .into_iter()
+                .for_each(t);
+            params.values().for_each(t);
+        }
+        Auth::Oauth2RefreshToken {
+            token_url,
+            client_id,
+            client_secret,
+            refresh_token,
+            params,
+            ..
+        } => {
+            [token_url, client_id, client_secret, refresh_token]
+                .into_iter()
+                .for_each(t);
+            params.values().for_each(t);
+        }
+        Auth::Session {
+            login,
+            token,
+            expires_in,
+            value,
+            ..
+        } => {
+            t(&login.url);
+            login
+                .headers
+                .values()
+                .chain(login.form.values())
+                .for_each(t);
+            t(value);
+            let _ = token.check();
+            if let Some(p) = expires_in {
+                let _ = p.check();
+            }
+        }
+        Auth::Jwt {
+            key,
+            key_id,
+            claims,
+            token_url,
+            params,
+            ..
+        } => {
+            t(key);
+            key_id.iter().chain(token_url.iter()).for_each(t);
+            claims.values().chain(params.values()).for_each(t);
+        }
+        Auth::Select { select, options } => {
+            t(select);
+            options.values().for_each(compile_auth);
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             page: !matches!(stream.pagination, Pagination::None),
             incremental: stream.incremental.is_some(),
             record: false,
+            ..Scope::CONFIG
         };
         templates::check(cx, parts, &p("path"), &stream.path, scope);
         for (k, t) in &stream.params {

@@ -24,6 +24,8 @@ pub(crate) struct Scope {
     pub incremental: bool,
     /// `record`: push targets.
     pub record: bool,
+    /// `token`: the value of a session token (`http.auth.value` of `kind: session`).
+    pub token: bool,
 }
 
 impl Scope {
@@ -33,6 +35,7 @@ impl Scope {
         page: false,
         incremental: false,
         record: false,
+        token: false,
     };
 
     fn names(&self) -> Vec<&'static str> {
@@ -42,6 +45,7 @@ impl Scope {
             (self.page, "page"),
             (self.incremental, "incremental"),
             (self.record, "record"),
+            (self.token, "token"),
         ] {
             if on {
                 v.push(name);
@@ -165,6 +169,7 @@ fn check_at(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, scope: Sco
                 "`record` is only available in `push` templates and a stream's `filter`",
                 None,
             ),
+            "token" if scope.token => {}
             "parent" | "incremental" | "record" => {}
             name if crate::template::FUNCTIONS.contains(&name) && !calls(src, name) => cx.error(
                 span_of(cx, ptr, src, shift, name),
