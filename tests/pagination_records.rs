@@ -290,7 +290,7 @@ fn validate_refuses_placements_that_cannot_work_at_their_position() {
             "spec.yaml:18:64: error: header `x-cursor` of `pagination.param` is also sent by the stream's `headers`",
             "spec.yaml:18:87: error: unknown variable `recrd`",
             "spec.yaml:22:26: error: body field `variables.after` is also filled by `pagination.param`",
-            "spec.yaml:24:47: error: cursor pagination takes the cursor from one place, but `next` and `next_record` are set",
+            "spec.yaml:24:47: error: cursor pagination takes the cursor from one place, not both `next` and `next_record`",
         ]);
 }
 

@@ -129,7 +129,8 @@ fn pagination(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
                 [_, extra, ..] => cx.error(
                     cx.key(&p(extra)),
                     format!(
-                        "cursor pagination takes the cursor from one place, but {} are set",
+                        "cursor pagination takes the cursor from one place, not {} {}",
+                        if set.len() == 2 { "both" } else { "all of" },
                         set.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ")
                     ),
                     Some("keep `next` for a cursor in the body, `next_header` for one in a header, `next_record` for one made from the last record".into()),
