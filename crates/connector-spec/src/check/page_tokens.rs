@@ -186,3 +186,84 @@ fn body(cx: &mut Ctx<'_>, ptr: &str, field: &str, path: &str, stream: &Stream) {
 fn stream_base(ptr: &str) -> &str {
     ptr.find("/pagination").map_or(ptr, |i| &ptr[..i])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::diagnostic::Severity;
+
+    /// (line, col, message) of every error of a spec with this `http` and these streams.
+    fn errors(http: &str, streams: &str) -> Vec<(usize, usize, String)> {
+        let text = format!("version: 1\nname: t\nhttp: {http}\nstreams:\n{streams}");
+        match crate::load::load_str(Path::new("t.yaml"), &text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .diagnostics
+                .into_iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| (d.location.line, d.location.col, d.message))
+                .collect(),
+        }
+    }
+
+    const HTTP: &str = "{ base_url: \"https://x\" }";
+
+    #[test]
+    fn placements_that_fit_pass() {
+        let streams = "  a:
+    path: /a
+    method: POST
+    records: $[*]
+    pagination: { kind: offset, limit: 5, offset_param: { body: page.from }, limit_param: { header: X-Size }, stop_when: record.id > page.offset }
+  b:
+    path: /b
+    method: POST
+    body: { variables: { first: 5 } }
+    records: $[*]
+    pagination: { kind: cursor, next_record: \"{{ record.id + 1 }}\", param: { body: variables.after }, page_size: { param: { query: n }, value: 5 } }
+";
+        assert_eq!(errors(HTTP, streams), Vec::new());
+    }
+
+    #[test]
+    fn placements_that_cannot_work_are_refused_where_they_are_written() {
+        let http = "{ base_url: \"https://x\", auth: { kind: api_key, name: X-Key, value: k } }";
+        let streams = "  a:
+    path: /a
+    method: POST
+    body: { variables: [1] }
+    records: $[*]
+    pagination: { kind: offset, limit: 5, offset_param: { body: variables.from }, limit_param: { body: a..b } }
+  b:
+    path: /b
+    records: $[*]
+    pagination: { kind: page_number, page_param: { header: x-key }, size: 2, size_param: { header: \"bad name\" } }
+  c:
+    path: /c
+    records: $[*]
+    pagination: { kind: cursor, next: $.n, param: { header: X-C }, page_size: { param: { header: x-c }, value: 2 } }
+";
+        let got = errors(http, streams);
+        let has =
+            |line: usize, text: &str| got.iter().any(|(l, _, m)| *l == line && m.contains(text));
+        assert!(
+            has(10, "inside body field `variables`, which is not an object"),
+            "{got:?}"
+        );
+        assert!(has(10, "`a..b` is not a body path"), "{got:?}");
+        assert!(
+            has(
+                14,
+                "header `x-key` of `pagination.page_param` is also sent by `http.auth`"
+            ),
+            "{got:?}"
+        );
+        assert!(has(14, "`bad name` is not a header name"), "{got:?}");
+        assert!(
+            has(18, "`pagination.page_size.param` goes to the same place"),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 5, "{got:?}");
+    }
+}
