@@ -1,9 +1,11 @@
 //! Which page comes next, and when to stop: one state machine per pagination kind.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
-use connector_spec::{JsonPath, Pagination};
+use connector_spec::{JsonPath, PageParam, Pagination};
 use reqwest::header::HeaderMap;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -12,10 +14,34 @@ use crate::printable;
 /// Where the next request goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    /// The stream's own URL with these query parameters added.
-    Params(Vec<(String, String)>),
+    /// The stream's own URL, with the paginator's values placed in it.
+    Params(Vec<Token>),
     /// A URL given by the API, used as it is.
     Url(Url),
+}
+
+/// One value the paginator sends (page number, offset, page size, cursor), and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// Query parameter, header or body path.
+    pub at: PageParam,
+    /// The value: a number, or the cursor (a string, or a number from `next_record`).
+    pub value: Value,
+}
+
+impl Token {
+    /// The value as text, for a query parameter or a header.
+    pub fn text(&self) -> String {
+        text_of(&self.value)
+    }
+}
+
+/// A string as it is, anything else as JSON.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Why a stream ended.
@@ -29,6 +55,8 @@ pub enum Stop {
     Empty,
     /// A page held fewer records than the page size.
     Short,
+    /// A record met `stop_when`.
+    Condition,
     /// The total count (or total pages) was reached.
     Total,
     /// `max_pages` was reached.
@@ -57,8 +85,13 @@ pub struct Paginator {
     records: u64,
     offset: u64,
     page: u64,
-    cursor: Option<String>,
+    /// A string from the API, or what `next_record` gave (a string or a number).
+    cursor: Option<Value>,
     seen: HashSet<String>,
+    /// A record of the last page met `stop_when`.
+    stopped: bool,
+    /// The next cursor `next_record` made from the last page's last record.
+    from_record: Option<Value>,
 }
 
 impl Paginator {
@@ -77,15 +110,22 @@ impl Paginator {
             page,
             cursor: None,
             seen: HashSet::new(),
+            stopped: false,
+            from_record: None,
         }
     }
 
-    /// The query parameters of the first request.
+    /// The paginator's values for the first request.
     pub fn first(&self) -> Target {
         Target::Params(self.params())
     }
 
-    fn params(&self) -> Vec<(String, String)> {
+    /// The values to send, in order; a cursor is left out while there is none.
+    fn params(&self) -> Vec<Token> {
+        let t = |at: &PageParam, value: Value| Token {
+            at: at.clone(),
+            value,
+        };
         match &self.kind {
             Pagination::Offset {
                 limit,
@@ -93,8 +133,8 @@ impl Paginator {
                 limit_param,
                 ..
             } => vec![
-                (offset_param.clone(), self.offset.to_string()),
-                (limit_param.clone(), limit.to_string()),
+                t(offset_param, self.offset.into()),
+                t(limit_param, (*limit).into()),
             ],
             Pagination::PageNumber {
                 page_param,
@@ -102,9 +142,9 @@ impl Paginator {
                 size_param,
                 ..
             } => {
-                let mut p = vec![(page_param.clone(), self.page.to_string())];
+                let mut p = vec![t(page_param, self.page.into())];
                 if let (Some(s), Some(n)) = (size, size_param) {
-                    p.push((n.clone(), s.to_string()));
+                    p.push(t(n, (*s).into()));
                 }
                 p
             }
@@ -113,10 +153,10 @@ impl Paginator {
             } => {
                 let mut p = Vec::new();
                 if let Some(ps) = page_size {
-                    p.push((ps.param.clone(), ps.value.to_string()));
+                    p.push(t(&ps.param, ps.value.into()));
                 }
                 if let Some(c) = &self.cursor {
-                    p.push((param.clone(), c.clone()));
+                    p.push(t(param, c.clone()));
                 }
                 p
             }
@@ -148,6 +188,65 @@ impl Paginator {
         self.pages
     }
 
+    /// Reads a page's records where the pagination needs them, before anything else sees
+    /// them: `stop_when` cuts the page at the first record that meets it (that record and
+    /// the rest are dropped, and no further page is read); `next_record` makes the next
+    /// cursor from the last record. Returns how many records to keep; without either
+    /// rule, all of them, untouched.
+    pub fn cut(
+        &mut self,
+        records: &[Cow<'_, RawValue>],
+        ctx: &Value,
+    ) -> Result<usize, PaginateError> {
+        self.from_record = None;
+        let next = match &self.kind {
+            Pagination::Cursor {
+                next_record: Some(t),
+                ..
+            } => Some(t),
+            _ => None,
+        };
+        let stop = self.kind.stop_when();
+        if stop.is_none() && next.is_none() {
+            return Ok(records.len());
+        }
+        let base = minijinja::Value::from(minijinja::value::Serde(ctx));
+        let with = |raw: &RawValue| -> Result<minijinja::Value, PaginateError> {
+            let record: Value = serde_json::from_str(raw.get())
+                .map_err(|e| PaginateError(format!("a record is not JSON: {e}")))?;
+            Ok(minijinja::context! {
+                record => minijinja::Value::from(minijinja::value::Serde(&record)),
+                ..base.clone()
+            })
+        };
+        if let Some(cond) = stop {
+            for (i, raw) in records.iter().enumerate() {
+                let meets = cond.holds(with(raw)?).map_err(|e| {
+                    PaginateError(format!(
+                        "pagination.stop_when `{}`: {}",
+                        cond.source(),
+                        printable::api_text(&e.to_string())
+                    ))
+                })?;
+                if meets {
+                    self.stopped = true;
+                    return Ok(i);
+                }
+            }
+        }
+        if let (Some(t), Some(last)) = (next, records.last()) {
+            let v = t.eval(with(last)?).map_err(|e| {
+                PaginateError(format!(
+                    "pagination.next_record `{}`: {}",
+                    t.source(),
+                    printable::api_text(&e.to_string())
+                ))
+            })?;
+            self.from_record = Some(v);
+        }
+        Ok(records.len())
+    }
+
     /// Decides what follows a page with `count` records.
     pub fn advance(
         &mut self,
@@ -169,6 +268,9 @@ impl Paginator {
         }
         if matches!(self.kind, Pagination::None) {
             return Ok(Step::Done(Stop::Single));
+        }
+        if self.stopped {
+            return Ok(Step::Done(Stop::Condition));
         }
         if count == 0 {
             return Ok(Step::Done(Stop::Empty));
@@ -217,22 +319,36 @@ impl Paginator {
                 Ok(Step::Next(Target::Params(self.params())))
             }
             Pagination::Cursor {
-                next, next_header, ..
+                next,
+                next_header,
+                next_record,
+                page_size,
+                ..
             } => {
-                let token = match (next, next_header) {
-                    (Some(p), _) => string_at(p, meta)?,
-                    (None, Some(h)) => headers
+                let token = match (next, next_header, next_record) {
+                    (Some(p), _, _) => string_at(p, meta)?.map(Value::String),
+                    (None, Some(h), _) => headers
                         .get(h.as_str())
                         .and_then(|v| v.to_str().ok())
                         .map(str::trim)
                         .filter(|s| !s.is_empty())
-                        .map(str::to_owned),
-                    (None, None) => None,
+                        .map(|s| Value::String(s.to_owned())),
+                    (None, None, Some(t)) => {
+                        // No cursor from the API: a short page is the only sign of the end.
+                        if page_size
+                            .as_ref()
+                            .is_some_and(|ps| (count as u64) < ps.value)
+                        {
+                            return Ok(Step::Done(Stop::Short));
+                        }
+                        record_cursor(self.from_record.take(), t.source())?
+                    }
+                    (None, None, None) => None,
                 };
                 let Some(token) = token else {
                     return Ok(Step::Done(Stop::NoNext));
                 };
-                self.check_repeat(&token, "cursor")?;
+                self.check_repeat(&text_of(&token), "cursor")?;
                 self.cursor = Some(token);
                 Ok(Step::Next(Target::Params(self.params())))
             }
@@ -344,6 +460,21 @@ fn string_at(path: &JsonPath, meta: &Value) -> Result<Option<String>, PaginateEr
     }
 }
 
+/// The cursor `next_record` made: a string or a number; none, `null` or `""` means no
+/// next page; any other type is an error, as for a cursor read from the body.
+fn record_cursor(v: Option<Value>, source: &str) -> Result<Option<Value>, PaginateError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(v @ (Value::String(_) | Value::Number(_))) => Ok(Some(v)),
+        Some(other) => Err(PaginateError(format!(
+            "pagination.next_record `{source}` gave {} ({}), not a string or a number",
+            type_name(&other),
+            printable::api_text(&other.to_string())
+        ))),
+    }
+}
+
 /// The target of the first link with relation `rel` in the `Link` header(s), per RFC 8288.
 fn link_target(headers: &HeaderMap, rel: &str, base: &Url) -> Result<Option<Url>, PaginateError> {
     for value in headers.get_all(reqwest::header::LINK) {
@@ -373,6 +504,19 @@ mod tests {
     use connector_spec::PageSize;
     use reqwest::header::HeaderValue;
 
+    /// Query placements of these values (numbers as JSON numbers, as the paginator makes them).
+    fn q(pairs: Vec<(&str, &str)>) -> Target {
+        Target::Params(
+            pairs
+                .into_iter()
+                .map(|(k, v)| Token {
+                    at: k.into(),
+                    value: v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n)),
+                })
+                .collect(),
+        )
+    }
+
     fn url() -> Url {
         Url::parse("http://h/api/items?x=1").unwrap()
     }
@@ -385,24 +529,16 @@ mod tests {
             limit_param: "limit".into(),
             start: 0,
             total: Some(JsonPath::new("$.total")),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
-        assert_eq!(
-            p.first(),
-            Target::Params(vec![
-                ("offset".into(), "0".into()),
-                ("limit".into(), "10".into())
-            ])
-        );
+        assert_eq!(p.first(), q(vec![("offset", "0"), ("limit", "10")]));
         let meta = json!({"total": 20});
         let h = HeaderMap::new();
         assert_eq!(
             p.advance(&meta, &h, 10, &url()).unwrap(),
-            Step::Next(Target::Params(vec![
-                ("offset".into(), "10".into()),
-                ("limit".into(), "10".into())
-            ]))
+            Step::Next(q(vec![("offset", "10"), ("limit", "10")]))
         );
         assert_eq!(
             p.advance(&meta, &h, 10, &url()).unwrap(),
@@ -424,6 +560,7 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: Some(JsonPath::new("$.total_pages")),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -445,10 +582,11 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: None,
+            stop_when: None,
             max_pages: Some(2),
         };
         let mut p = Paginator::new(&kind);
-        assert_eq!(p.first(), Target::Params(vec![("p".into(), "0".into())]));
+        assert_eq!(p.first(), q(vec![("p", "0")]));
         assert!(matches!(
             p.advance(&json!({}), &h, 5, &url()).unwrap(),
             Step::Next(_)
@@ -469,16 +607,15 @@ mod tests {
                 param: "limit".into(),
                 value: 2,
             }),
+            stop_when: None,
+            next_record: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
         let h = HeaderMap::new();
         assert_eq!(
             p.advance(&json!({"next": "c1"}), &h, 2, &url()).unwrap(),
-            Step::Next(Target::Params(vec![
-                ("limit".into(), "2".into()),
-                ("cursor".into(), "c1".into())
-            ]))
+            Step::Next(q(vec![("limit", "2"), ("cursor", "c1")]))
         );
         let e = p
             .advance(&json!({"next": "c1"}), &h, 2, &url())
@@ -494,6 +631,8 @@ mod tests {
             next_header: Some("X-Next".into()),
             param: "after".into(),
             page_size: None,
+            stop_when: None,
+            next_record: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -501,7 +640,7 @@ mod tests {
         h.insert("x-next", HeaderValue::from_static("tok"));
         assert_eq!(
             p.advance(&json!([]), &h, 1, &url()).unwrap(),
-            Step::Next(Target::Params(vec![("after".into(), "tok".into())]))
+            Step::Next(q(vec![("after", "tok")]))
         );
     }
 
@@ -509,6 +648,7 @@ mod tests {
     fn next_url_relative_and_link_header() {
         let kind = Pagination::NextUrl {
             next: JsonPath::new("$.links.next"),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -528,6 +668,7 @@ mod tests {
 
         let kind = Pagination::LinkHeader {
             rel: "next".into(),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -557,6 +698,7 @@ mod tests {
     fn empty_page_stops_every_kind() {
         let kind = Pagination::LinkHeader {
             rel: "next".into(),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -572,6 +714,8 @@ mod tests {
             next_header: None,
             param: "cursor".into(),
             page_size: None,
+            stop_when: None,
+            next_record: None,
             max_pages: None,
         }
     }
@@ -635,16 +779,11 @@ mod tests {
             size_param: Some("per_page".into()),
             total: None,
             total_pages: None,
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
-        assert_eq!(
-            p.first(),
-            Target::Params(vec![
-                ("page".into(), "1".into()),
-                ("per_page".into(), "3".into())
-            ])
-        );
+        assert_eq!(p.first(), q(vec![("page", "1"), ("per_page", "3")]));
         p.advance(&json!({}), &h, 3, &url()).unwrap();
         assert_eq!(
             p.vars(),
@@ -663,6 +802,8 @@ mod tests {
                 param: "limit".into(),
                 value: 4,
             }),
+            stop_when: None,
+            next_record: None,
             max_pages: None,
         };
         assert_eq!(Paginator::new(&kind).vars()["limit"], json!(4));
@@ -682,6 +823,7 @@ mod tests {
             size_param: None,
             total: Some(JsonPath::new("$.total")),
             total_pages: None,
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -743,6 +885,7 @@ mod tests {
     fn a_next_url_back_to_the_first_page_or_an_earlier_one_is_refused() {
         let kind = Pagination::NextUrl {
             next: JsonPath::new("$.next"),
+            stop_when: None,
             max_pages: None,
         };
         let h = HeaderMap::new();
@@ -776,6 +919,7 @@ mod tests {
     fn a_link_header_back_to_the_first_page_is_refused() {
         let kind = Pagination::LinkHeader {
             rel: "next".into(),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -793,6 +937,7 @@ mod tests {
             limit_param: "limit".into(),
             start,
             total: Some(JsonPath::new("$.total")),
+            stop_when: None,
             max_pages: None,
         }
     }
@@ -847,6 +992,7 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: Some(JsonPath::new("$.pages")),
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
@@ -862,10 +1008,171 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: None,
+            stop_when: None,
             max_pages: None,
         };
         let mut p = Paginator::new(&kind);
         let e = p.advance(&json!({}), &h, 1, &url()).unwrap_err();
         assert!(e.0.contains("next page number"), "{e}");
+    }
+
+    fn raws(items: &[Value]) -> Vec<Cow<'static, RawValue>> {
+        items
+            .iter()
+            .map(|v| Cow::Owned(RawValue::from_string(v.to_string()).unwrap()))
+            .collect()
+    }
+
+    fn record_kind(next: &str, size: Option<u64>, stop: Option<&str>) -> Pagination {
+        Pagination::Cursor {
+            next: None,
+            next_header: None,
+            next_record: Some(connector_spec::Template::new(next)),
+            param: "since_id".into(),
+            page_size: size.map(|value| PageSize {
+                param: "limit".into(),
+                value,
+            }),
+            stop_when: stop.map(connector_spec::Condition::new),
+            max_pages: None,
+        }
+    }
+
+    #[test]
+    fn the_next_cursor_comes_from_the_last_record_and_keeps_its_type() {
+        let h = HeaderMap::new();
+        let ctx = json!({"config": {"step": 1}});
+        let mut p = Paginator::new(&record_kind("{{ record.id + config.step }}", None, None));
+        assert_eq!(p.first(), q(vec![]), "no cursor on the first page");
+        let page = raws(&[json!({"id": 3}), json!({"id": 7})]);
+        assert_eq!(p.cut(&page, &ctx).unwrap(), 2);
+        let step = p.advance(&json!({}), &h, 2, &url()).unwrap();
+        assert_eq!(step, Step::Next(q(vec![("since_id", "8")])));
+        assert_eq!(p.vars()["cursor"], json!(8), "a number stays a number");
+        // A string cursor, and an empty page ends it.
+        let mut p = Paginator::new(&record_kind("{{ record.name }}", None, None));
+        p.cut(&raws(&[json!({"name": "b c"})]), &ctx).unwrap();
+        assert_eq!(
+            p.advance(&json!({}), &h, 1, &url()).unwrap(),
+            Step::Next(Target::Params(vec![Token {
+                at: "since_id".into(),
+                value: json!("b c")
+            }]))
+        );
+        assert_eq!(p.cut(&[], &ctx).unwrap(), 0);
+        assert_eq!(
+            p.advance(&json!({}), &h, 0, &url()).unwrap(),
+            Step::Done(Stop::Empty)
+        );
+    }
+
+    #[test]
+    fn a_record_cursor_stops_on_a_short_page_null_or_a_repeat_and_refuses_other_types() {
+        let h = HeaderMap::new();
+        let ctx = json!({});
+        let mut p = Paginator::new(&record_kind("{{ record.id }}", Some(2), None));
+        p.cut(&raws(&[json!({"id": 1})]), &ctx).unwrap();
+        assert_eq!(
+            p.advance(&json!({}), &h, 1, &url()).unwrap(),
+            Step::Done(Stop::Short)
+        );
+        let mut p = Paginator::new(&record_kind("{{ record.next }}", None, None));
+        p.cut(&raws(&[json!({"next": null})]), &ctx).unwrap();
+        assert_eq!(
+            p.advance(&json!({}), &h, 1, &url()).unwrap(),
+            Step::Done(Stop::NoNext)
+        );
+        let mut p = Paginator::new(&record_kind("{{ record.id }}", None, None));
+        for _ in 0..2 {
+            p.cut(&raws(&[json!({"id": 5})]), &ctx).unwrap();
+            let r = p.advance(&json!({}), &h, 1, &url());
+            if let Err(e) = r {
+                assert!(e.0.contains("cursor `5` a second time"), "{e}");
+                break;
+            }
+        }
+        let mut p = Paginator::new(&record_kind("{{ record.tags }}", None, None));
+        p.cut(&raws(&[json!({"tags": ["x"]})]), &ctx).unwrap();
+        let e = p.advance(&json!({}), &h, 1, &url()).unwrap_err();
+        assert!(
+            e.0.contains("gave an array") && e.0.contains("not a string or a number"),
+            "{e}"
+        );
+        let mut p = Paginator::new(&record_kind("{{ record.missing }}", None, None));
+        let e = p.cut(&raws(&[json!({"id": 1})]), &ctx).unwrap_err();
+        assert!(e.0.contains("pagination.next_record"), "{e}");
+    }
+
+    #[test]
+    fn stop_when_cuts_the_page_at_the_first_match_and_ends_the_stream() {
+        let h = HeaderMap::new();
+        let ctx = json!({"incremental": {"start": "2024-03-01"}});
+        let kind = Pagination::NextUrl {
+            next: JsonPath::new("$.next"),
+            stop_when: Some(connector_spec::Condition::new(
+                "record.at < incremental.start",
+            )),
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        let page = raws(&[json!({"at": "2024-03-05"}), json!({"at": "2024-03-02"})]);
+        assert_eq!(p.cut(&page, &ctx).unwrap(), 2, "nothing older yet");
+        assert!(matches!(
+            p.advance(&json!({"next": "/p2"}), &h, 2, &url()).unwrap(),
+            Step::Next(_)
+        ));
+        let page = raws(&[
+            json!({"at": "2024-03-01"}),
+            json!({"at": "2024-02-28"}),
+            json!({"at": "2024-03-09"}),
+        ]);
+        assert_eq!(p.cut(&page, &ctx).unwrap(), 1, "kept up to the match");
+        assert_eq!(
+            p.advance(&json!({"next": "/p3"}), &h, 1, &url()).unwrap(),
+            Step::Done(Stop::Condition)
+        );
+        let e = p.cut(&raws(&[json!({"id": 1})]), &ctx).unwrap_err();
+        assert!(e.0.contains("pagination.stop_when `record.at <"), "{e}");
+    }
+
+    #[test]
+    fn values_go_where_they_are_placed_and_a_missing_cursor_nowhere() {
+        use connector_spec::Placement;
+        let h = HeaderMap::new();
+        let kind = Pagination::Cursor {
+            next: Some(JsonPath::new("$.next")),
+            next_header: None,
+            next_record: None,
+            param: PageParam::Placed(Placement::Body("variables.after".into())),
+            page_size: Some(PageSize {
+                param: PageParam::Placed(Placement::Header("X-Size".into())),
+                value: 5,
+            }),
+            stop_when: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        let Target::Params(first) = p.first() else {
+            panic!()
+        };
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            first[0].at.place(),
+            (connector_spec::ParamIn::Header, "X-Size")
+        );
+        assert_eq!(first[0].value, json!(5));
+        let Step::Next(Target::Params(next)) =
+            p.advance(&json!({"next": "c2"}), &h, 5, &url()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            next[1].at.place(),
+            (connector_spec::ParamIn::Body, "variables.after")
+        );
+        assert_eq!(next[1].value, json!("c2"));
+        // A stream without the record rules leaves the page alone.
+        let mut p = Paginator::new(&kind);
+        assert_eq!(p.cut(&raws(&[json!(1), json!(2)]), &json!({})).unwrap(), 2);
     }
 }

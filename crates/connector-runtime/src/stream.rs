@@ -296,7 +296,7 @@ impl StreamRun {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let page = match self.extractor.page(&resp.body, ct) {
+            let mut page = match self.extractor.page(&resp.body, ct) {
                 Ok(p) => p,
                 // A 200 whose JSON stops early (a proxy or the API cut it under a matching
                 // Content-Length): the same request again, as for any body cut short.
@@ -354,6 +354,9 @@ impl StreamRun {
                     ),
                 );
             }
+            let keep = (pager.cut(&page.records, &ctx))
+                .map_err(|e| StreamError(format!("{}: {}", self.name, e.0)))?;
+            page.records.truncate(keep);
             let count = page.records.len();
             buf.clear();
             let mut written = 0u64;

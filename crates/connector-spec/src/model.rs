@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::duration::Duration;
 use crate::jsonpath::JsonPath;
+use crate::page_param::PageParam;
 use crate::template::Template;
 
 /// A connector: one source API, its streams, webhooks and push targets.
@@ -529,18 +530,23 @@ pub enum Pagination {
         /// Records per page, sent as `limit_param`.
         #[schemars(range(min = 1))]
         limit: u64,
-        /// Name of the offset parameter.
+        /// Name of the offset parameter (or where it goes: `{ header: ... }`, `{ body: a.b }`).
         #[serde(default = "default_offset_param")]
-        offset_param: String,
-        /// Name of the limit parameter.
+        offset_param: PageParam,
+        /// Name of the limit parameter (or where it goes).
         #[serde(default = "default_limit_param")]
-        limit_param: String,
+        limit_param: PageParam,
         /// First offset.
         #[serde(default)]
         start: u64,
         /// JSONPath of the total record count; paging stops once it is reached.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total: Option<JsonPath>,
+        /// Stop at the first record for which this condition holds (e.g.
+        /// `record.created_at < incremental.start` in a feed sorted newest first): the
+        /// records before it are kept, it and the rest are dropped, no further page is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_when: Option<crate::Condition>,
         /// Stop after this many pages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1))]
@@ -548,9 +554,9 @@ pub enum Pagination {
     },
     /// A page number query parameter.
     PageNumber {
-        /// Name of the page parameter.
+        /// Name of the page parameter (or where it goes: `{ header: ... }`, `{ body: a.b }`).
         #[serde(default = "default_page_param")]
-        page_param: String,
+        page_param: PageParam,
         /// Number of the first page.
         #[serde(default = "one_u64")]
         start: u64,
@@ -558,21 +564,27 @@ pub enum Pagination {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1))]
         size: Option<u64>,
-        /// Name of the page size parameter.
+        /// Name of the page size parameter (or where it goes).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        size_param: Option<String>,
+        size_param: Option<PageParam>,
         /// JSONPath of the total record count; paging stops once it is reached.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total: Option<JsonPath>,
         /// JSONPath of the number of pages; paging stops after that page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total_pages: Option<JsonPath>,
+        /// Stop at the first record for which this condition holds (e.g.
+        /// `record.created_at < incremental.start` in a feed sorted newest first): the
+        /// records before it are kept, it and the rest are dropped, no further page is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_when: Option<crate::Condition>,
         /// Stop after this many pages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1))]
         max_pages: Option<u64>,
     },
-    /// An opaque cursor from the body (`next`) or a header (`next_header`), sent back as `param`.
+    /// A cursor from the body (`next`), a header (`next_header`) or the page's last record
+    /// (`next_record`), sent back as `param`.
     Cursor {
         /// JSONPath of the next cursor in the body.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -580,11 +592,22 @@ pub enum Pagination {
         /// Response header holding the next cursor.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next_header: Option<String>,
-        /// Query parameter that carries the cursor.
-        param: String,
+        /// Template over the page's last record giving the next cursor, e.g.
+        /// `"{{ record.id }}"` (a `since_id` API) or `"{{ record.id + 1 }}"`; it keeps its
+        /// JSON type. An empty page, or one shorter than `page_size.value`, is the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_record: Option<Template>,
+        /// Query parameter that carries the cursor (or where it goes: `{ header: ... }`,
+        /// `{ body: variables.after }`); left out while there is no cursor (the first page).
+        param: PageParam,
         /// Page size parameter, sent with every request (a short page does not end a cursor stream; a missing next cursor does).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         page_size: Option<PageSize>,
+        /// Stop at the first record for which this condition holds (e.g.
+        /// `record.created_at < incremental.start` in a feed sorted newest first): the
+        /// records before it are kept, it and the rest are dropped, no further page is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_when: Option<crate::Condition>,
         /// Stop after this many pages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1))]
@@ -594,6 +617,11 @@ pub enum Pagination {
     NextUrl {
         /// JSONPath of the next page's URL, relative or absolute.
         next: JsonPath,
+        /// Stop at the first record for which this condition holds (e.g.
+        /// `record.created_at < incremental.start` in a feed sorted newest first): the
+        /// records before it are kept, it and the rest are dropped, no further page is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_when: Option<crate::Condition>,
         /// Stop after this many pages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1))]
@@ -604,6 +632,11 @@ pub enum Pagination {
         /// Link relation of the next page.
         #[serde(default = "default_rel")]
         rel: String,
+        /// Stop at the first record for which this condition holds (e.g.
+        /// `record.created_at < incremental.start` in a feed sorted newest first): the
+        /// records before it are kept, it and the rest are dropped, no further page is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_when: Option<crate::Condition>,
         /// Stop after this many pages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1))]
@@ -623,15 +656,27 @@ impl Pagination {
             | Pagination::LinkHeader { max_pages, .. } => *max_pages,
         }
     }
+
+    /// The `stop_when` condition, whatever the kind.
+    pub fn stop_when(&self) -> Option<&crate::Condition> {
+        match self {
+            Pagination::None => None,
+            Pagination::Offset { stop_when, .. }
+            | Pagination::PageNumber { stop_when, .. }
+            | Pagination::Cursor { stop_when, .. }
+            | Pagination::NextUrl { stop_when, .. }
+            | Pagination::LinkHeader { stop_when, .. } => stop_when.as_ref(),
+        }
+    }
 }
 
-fn default_offset_param() -> String {
+fn default_offset_param() -> PageParam {
     "offset".into()
 }
-fn default_limit_param() -> String {
+fn default_limit_param() -> PageParam {
     "limit".into()
 }
-fn default_page_param() -> String {
+fn default_page_param() -> PageParam {
     "page".into()
 }
 fn default_rel() -> String {
@@ -645,8 +690,8 @@ fn one_u64() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageSize {
-    /// Query parameter name.
-    pub param: String,
+    /// Query parameter name (or where it goes: `{ header: ... }`, `{ body: a.b }`).
+    pub param: PageParam,
     /// Records per page.
     #[schemars(range(min = 1))]
     pub value: u64,

@@ -187,6 +187,7 @@ mod tests {
         ("Stream", "streams"),
         ("Pagination", "pagination"),
         ("PageSize", "pagination"),
+        ("Placement", "pagination"),
         ("Incremental", "incremental"),
         ("Parent", "parent (child streams)"),
         ("Webhook", "webhooks"),

@@ -8,6 +8,7 @@
 mod auth;
 mod config;
 mod http;
+mod page_tokens;
 mod paths;
 mod streams;
 mod targets;
@@ -145,9 +146,17 @@ fn compile(spec: &Spec) {
             Pagination::PageNumber {
                 total, total_pages, ..
             } => total.iter().chain(total_pages.iter()).for_each(p),
-            Pagination::Cursor { next, .. } => next.iter().for_each(p),
+            Pagination::Cursor {
+                next, next_record, ..
+            } => {
+                next.iter().for_each(p);
+                next_record.iter().for_each(t);
+            }
             Pagination::NextUrl { next, .. } => p(next),
             Pagination::None | Pagination::LinkHeader { .. } => {}
+        }
+        if let Some(c) = s.pagination.stop_when() {
+            t(c.template());
         }
         if let Some(inc) = &s.incremental {
             t(&inc.start);

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::templates::{self, Scope};
-use super::{Ctx, Parts, join, paths};
+use super::{Ctx, Parts, join, page_tokens, paths};
 use crate::model::{CursorType, Method, Pagination, Stream};
 use crate::suggest;
 use crate::timefmt::TimeFormat;
@@ -51,6 +51,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
         }
         paths::jsonpath(cx, &p("records"), &stream.records);
         pagination(cx, &base, stream);
+        page_tokens::check(cx, parts, &base, stream, scope);
         incremental(cx, parts, &base, stream);
         if stream.dedup && stream.primary_key.is_none() {
             cx.error(
@@ -103,20 +104,37 @@ fn pagination(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
             }
         }
         Pagination::Cursor {
-            next, next_header, ..
+            next,
+            next_header,
+            next_record,
+            ..
         } => {
-            match (next, next_header) {
-                (Some(n), None) => paths::jsonpath(cx, &p("next"), n),
-                (None, Some(_)) => {}
-                (Some(_), Some(_)) => cx.error(
-                    cx.key(&p("next_header")),
-                    "cursor pagination takes the cursor from `next` or from `next_header`, not both",
-                    Some("keep `next` for a cursor in the body, `next_header` for one in a header".into()),
-                ),
-                (None, None) => cx.error(
+            if let Some(n) = next {
+                paths::jsonpath(cx, &p("next"), n);
+            }
+            let set: Vec<&str> = [
+                (next.is_some(), "next"),
+                (next_header.is_some(), "next_header"),
+                (next_record.is_some(), "next_record"),
+            ]
+            .into_iter()
+            .filter_map(|(on, f)| on.then_some(f))
+            .collect();
+            match set.as_slice() {
+                [] => cx.error(
                     cx.key(&format!("{base}/pagination")),
-                    "cursor pagination needs `next` (JSONPath of the cursor in the body) or `next_header` (a response header)",
-                    Some("e.g. `next: $.next_cursor`".into()),
+                    "cursor pagination needs `next` (JSONPath of the cursor in the body), `next_header` (a response header) or `next_record` (a template over the page's last record)",
+                    Some("e.g. `next: $.next_cursor`, or `next_record: \"{{ record.id }}\"`".into()),
+                ),
+                [_] => {}
+                [_, extra, ..] => cx.error(
+                    cx.key(&p(extra)),
+                    format!(
+                        "cursor pagination takes the cursor from one place, not {} {}",
+                        if set.len() == 2 { "both" } else { "all of" },
+                        set.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ")
+                    ),
+                    Some("keep `next` for a cursor in the body, `next_header` for one in a header, `next_record` for one made from the last record".into()),
                 ),
             }
         }
@@ -252,36 +270,11 @@ fn dotted_cursor_field(cx: &mut Ctx<'_>, ptr: &str, field: &str) {
 /// Query parameters that a stream sets itself and that the paginator or the incremental
 /// window also sends: the API would get both values.
 fn duplicate_params(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
-    let mut owned: Vec<(&str, &str)> = Vec::new();
-    match &stream.pagination {
-        Pagination::Offset {
-            offset_param,
-            limit_param,
-            ..
-        } => {
-            owned.push((offset_param.as_str(), "pagination.offset_param"));
-            owned.push((limit_param.as_str(), "pagination.limit_param"));
-        }
-        Pagination::PageNumber {
-            page_param,
-            size_param,
-            ..
-        } => {
-            owned.push((page_param.as_str(), "pagination.page_param"));
-            if let Some(s) = size_param {
-                owned.push((s.as_str(), "pagination.size_param"));
-            }
-        }
-        Pagination::Cursor {
-            param, page_size, ..
-        } => {
-            owned.push((param.as_str(), "pagination.param"));
-            if let Some(ps) = page_size {
-                owned.push((ps.param.as_str(), "pagination.page_size.param"));
-            }
-        }
-        Pagination::None | Pagination::NextUrl { .. } | Pagination::LinkHeader { .. } => {}
-    }
+    let page: Vec<(&str, String)> = page_tokens::page_params(&stream.pagination)
+        .into_iter()
+        .filter_map(|(field, p)| Some((p.query_name()?, page_tokens::label(field))))
+        .collect();
+    let mut owned: Vec<(&str, &str)> = page.iter().map(|(n, l)| (*n, l.as_str())).collect();
     if let Some(inc) = &stream.incremental {
         if let Some(p) = &inc.param {
             owned.push((p.as_str(), "incremental.param"));
