@@ -49,6 +49,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             templates::check_condition(cx, parts, &p("filter"), f, scope);
         }
         paths::jsonpath(cx, &p("records"), &stream.records);
+        super::error_rules::check(cx, &p("errors"), &stream.errors);
         pagination(cx, &base, stream);
         incremental(cx, parts, &base, stream);
         if stream.dedup && stream.primary_key.is_none() {
