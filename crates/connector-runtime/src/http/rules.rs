@@ -1,12 +1,14 @@
 //! Error rules at run time: which rule a response matches, the `fail` message it makes,
 //! and the skips counted per rule and logged once at the end of the stream.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use connector_spec::{ErrorRule, Spec, Stream};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::Incoming;
 use crate::paginate::Stop;
@@ -202,11 +204,36 @@ fn matches(
     let Some(path) = b.path() else {
         return true;
     };
+    if let Some((fields, each)) = path.simple_fields() {
+        return walk_raw(body, fields, each).is_some_and(|found| {
+            let refs: Vec<&Value> = found.iter().collect();
+            b.selected(&refs)
+        });
+    }
     let parsed = json.get_or_insert_with(|| serde_json::from_slice(body).ok());
     let Some(v) = parsed else {
         return false;
     };
     path.query(v).is_ok_and(|found| b.selected(&found))
+}
+
+/// What a simple path (`$.a.b`, `$.a[*]`) selects, found by walking the raw JSON: only the
+/// selected value is built, so a rule on every 2xx page (`$.errors`) costs one scan of
+/// the page, not a second tree of its records. `None`: not JSON, or nothing there.
+fn walk_raw(body: &[u8], fields: &[String], each: bool) -> Option<Vec<Value>> {
+    let mut text = std::str::from_utf8(body).ok()?;
+    for f in fields {
+        // Not an object (or not JSON): the path selects nothing, as JSONPath says.
+        let map: HashMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+        text = map.get(f.as_str())?.get();
+    }
+    let node: Value = serde_json::from_str(text).ok()?;
+    Some(match (each, node) {
+        (false, v) => vec![v],
+        (true, Value::Array(items)) => items,
+        (true, Value::Object(m)) => m.into_iter().map(|(_, v)| v).collect(),
+        (true, _) => Vec::new(),
+    })
 }
 
 /// The `fail` message of a rule, rendered over the response; the API's text is escaped
@@ -334,6 +361,21 @@ mod tests {
             Some("streams.s.errors[0]")
         );
         assert_eq!(pick(&r, 200, &[], "not json"), None);
+        assert_eq!(
+            pick(&r, 200, &[], r#"[{"errors": [1]}]"#),
+            None,
+            "not an object"
+        );
+        assert_eq!(
+            pick(&r, 200, &[], r#"{"errors": [1], "data": {"#),
+            None,
+            "cut short"
+        );
+        assert_eq!(
+            pick(&r, 200, &[], r#"{"errors": null, "errors": [{"m": 1}]}"#).as_deref(),
+            Some("streams.s.errors[0]"),
+            "the last duplicate wins, as in a parsed tree"
+        );
         assert_eq!(
             pick(&r, 403, &[("x-kind", "soft")], "over quota").as_deref(),
             Some("streams.s.errors[1]")
