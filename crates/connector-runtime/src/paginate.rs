@@ -61,6 +61,10 @@ pub enum Stop {
     Total,
     /// `max_pages` was reached.
     MaxPages,
+    /// An error rule skipped the response (`action: skip`).
+    Skipped,
+    /// An error rule ended the stream (`action: end`).
+    Ended,
 }
 
 /// After a page: go on, or stop.

@@ -95,9 +95,12 @@ impl Reporter for LogReporter {
     }
 }
 
-/// The end-of-run table: stream, records, pages, requests, retries, waited, seconds, records/s.
+/// The end-of-run table: stream, records, pages, requests, retries, waited, seconds,
+/// records/s; and `skipped` after `pages` when an error rule skipped a response.
 pub fn summary_table(outcomes: &[StreamOutcome]) -> String {
-    let header = [
+    // Without skips the table stays as it always was.
+    let skips = outcomes.iter().any(|o| o.stats.skipped > 0);
+    let mut header = vec![
         "stream",
         "status",
         "records",
@@ -108,9 +111,12 @@ pub fn summary_table(outcomes: &[StreamOutcome]) -> String {
         "seconds",
         "records/s",
     ];
-    let mut rows: Vec<[String; 9]> = vec![header.map(str::to_owned)];
+    if skips {
+        header.insert(4, "skipped");
+    }
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
     for o in outcomes {
-        rows.push([
+        let mut row = vec![
             o.stream.clone(),
             if o.error.is_some() {
                 "FAILED".into()
@@ -124,9 +130,13 @@ pub fn summary_table(outcomes: &[StreamOutcome]) -> String {
             format!("{:.1}s", o.stats.waited.as_secs_f64()),
             format!("{:.2}", o.elapsed.as_secs_f64()),
             format!("{:.0}", o.rate()),
-        ]);
+        ];
+        if skips {
+            row.insert(4, o.stats.skipped.to_string());
+        }
+        rows.push(row);
     }
-    let mut widths = [0usize; 9];
+    let mut widths = vec![0usize; header.len()];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
@@ -148,7 +158,7 @@ pub fn summary_table(outcomes: &[StreamOutcome]) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
         if i == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * 8));
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
             out.push('\n');
         }
     }

@@ -12,6 +12,8 @@ pub struct Stats {
     pub filtered: AtomicU64,
     /// Pages received.
     pub pages: AtomicU64,
+    /// Responses an error rule skipped (`action: skip`).
+    pub skipped: AtomicU64,
     /// HTTP requests sent, retries included.
     pub requests: AtomicU64,
     /// Attempts repeated after a failure.
@@ -37,6 +39,7 @@ impl Stats {
         Snapshot {
             records: self.records.load(Relaxed),
             pages: self.pages.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
             requests: self.requests.load(Relaxed),
             retries: self.retries.load(Relaxed),
             waited: Duration::from_millis(self.waited_ms.load(Relaxed)),
@@ -51,6 +54,8 @@ pub struct Snapshot {
     pub records: u64,
     /// Pages received.
     pub pages: u64,
+    /// Responses an error rule skipped.
+    pub skipped: u64,
     /// HTTP requests sent.
     pub requests: u64,
     /// Attempts repeated.

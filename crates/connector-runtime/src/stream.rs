@@ -57,6 +57,8 @@ pub struct StreamRun {
     /// Set when the record limit is reached, so every partition stops.
     pub(crate) full: AtomicBool,
     reporter: Arc<dyn Reporter>,
+    /// Its error rules, then `http.errors`.
+    pub errors: crate::http::rules::StreamRules,
 }
 
 /// A stream failed; the message is fit to print.
@@ -123,6 +125,7 @@ impl StreamRun {
             warned_future: AtomicBool::new(false),
             full: AtomicBool::new(false),
             reporter,
+            errors: crate::http::rules::StreamRules::new(&engine.spec, name, stream),
         })
     }
 
@@ -286,11 +289,15 @@ impl StreamRun {
                 &extra,
             )
             .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?;
-            let resp = engine
+            let reply = engine
                 .http
-                .send(&req, &self.stats, &self.name)
+                .fetch(&req, &self.stats, &self.name, &self.errors)
                 .await
                 .map_err(|e| StreamError(e.message))?;
+            let resp = match self.errors.settle(reply, &self.stats, &self.full) {
+                Ok(resp) => resp,
+                Err(stop) => return Ok(stop),
+            };
             let ct = resp
                 .headers
                 .get(reqwest::header::CONTENT_TYPE)

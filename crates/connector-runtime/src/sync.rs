@@ -204,6 +204,7 @@ pub async fn run(
             if let Some(tx) = tell_parent {
                 let _ = tx.send(result.is_ok());
             }
+            run.errors.report(&run.name, reporter.as_ref());
             let outcome = StreamOutcome {
                 stream: run.name.clone(),
                 stats: run.stats.snapshot(),

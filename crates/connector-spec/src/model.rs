@@ -134,6 +134,10 @@ pub struct Http {
     #[serde(default = "default_max_response")]
     #[schemars(range(min = 1))]
     pub max_response_bytes: u64,
+    /// Error rules for every stream, tried after the stream's own `errors`: what a
+    /// response means beyond its status class (retry, skip, end or fail).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<crate::error_rules::ErrorRule>,
 }
 
 fn default_timeout() -> Duration {
@@ -485,6 +489,9 @@ pub struct Stream {
     /// The records' JSON schema, from a file relative to the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_file: Option<String>,
+    /// Error rules of this stream, tried before `http.errors`; the first match decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<crate::error_rules::ErrorRule>,
 }
 
 /// An HTTP method for reading.

@@ -8,6 +8,7 @@ pub mod limiter;
 pub mod redirect;
 pub mod refresh;
 pub mod retry_after;
+pub mod rules;
 pub mod session;
 pub mod token;
 pub mod token_store;
@@ -27,6 +28,7 @@ use crate::render::{RenderError, render};
 use crate::stats::Stats;
 use auth::Credentials;
 use limiter::{Hold, Limiter, Pause, TooLong};
+use rules::{Reply, Ruled, StreamRules};
 
 /// Bytes of a failed response's body quoted in the error.
 const SNIPPET: usize = 200;
@@ -207,6 +209,39 @@ impl Http {
         who: &str,
         never: &[u16],
     ) -> Result<Incoming, HttpError> {
+        match self.send_ruled(req, stats, who, never, None).await? {
+            Reply::Page(p) => Ok(p),
+            // Only rules skip or end, and there are none here.
+            Reply::Skip(r) | Reply::End(r) => Err(HttpError {
+                message: format!("{}: taken by an error rule where none applies", r.shown),
+                status: Some(r.status),
+                attempts: 1,
+                snippet: String::new(),
+            }),
+        }
+    }
+
+    /// [`send`](Self::send) for a stream's page: its error rules (then `http.errors`)
+    /// decide first what a response means: retry, skip, end or fail.
+    pub async fn fetch(
+        &self,
+        req: &Outgoing,
+        stats: &Stats,
+        who: &str,
+        rules: &StreamRules,
+    ) -> Result<Reply, HttpError> {
+        let rules = (!rules.is_empty()).then_some(rules);
+        self.send_ruled(req, stats, who, &[], rules).await
+    }
+
+    async fn send_ruled(
+        &self,
+        req: &Outgoing,
+        stats: &Stats,
+        who: &str,
+        never: &[u16],
+        rules: Option<&StreamRules>,
+    ) -> Result<Reply, HttpError> {
         let shown = format!("{} {}", req.method, self.show_url(&req.url));
         let mut waited_total = Duration::ZERO;
         let mut refreshed = false;
@@ -237,7 +272,7 @@ impl Http {
                 }
             }
             Stats::add(&stats.requests, 1);
-            let failure = match self.attempt(req, &shown, who, never).await {
+            let failure = match self.attempt(req, &shown, who, never, rules).await {
                 Ok(Ok(resp)) => return Ok(resp),
                 Ok(Err(f)) => f,
                 Err(fatal) => {
@@ -328,6 +363,65 @@ impl Http {
         }
     }
 
+    /// The response's `Retry-After` (or the header the spec names): as sent, and as a wait.
+    fn retry_after(&self, headers: &HeaderMap, now: SystemTime) -> Option<(String, Duration)> {
+        headers
+            .get(self.rate.retry_after.as_str())
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after::parse_retry_after(v, now).map(|d| (v.to_owned(), d)))
+    }
+
+    /// What the error rule at `i`, which matched the response, makes of it.
+    #[allow(clippy::too_many_arguments)]
+    fn ruled(
+        &self,
+        rules: &StreamRules,
+        i: usize,
+        rule: &connector_spec::ErrorRule,
+        shown: &str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Result<Reply, Failure>, Failure> {
+        use connector_spec::Action;
+        let label = rules.label(i);
+        let ruled = || Ruled {
+            rule: i,
+            status,
+            shown: shown.to_owned(),
+        };
+        match rule.action {
+            Action::Skip => Ok(Ok(Reply::Skip(ruled()))),
+            Action::End => Ok(Ok(Reply::End(ruled()))),
+            Action::Retry => {
+                let retry_after = self.retry_after(headers, now);
+                let after = retry_after
+                    .as_ref()
+                    .map(|(raw, _)| format!(", {}: {raw}", self.rate.retry_after))
+                    .unwrap_or_default();
+                Ok(Err(Failure {
+                    reason: format!(
+                        "{status} from {shown} matched {label} ({}){after}",
+                        rule.describe()
+                    ),
+                    status: Some(status),
+                    dictated: retry_after.map(|(_, d)| d),
+                    snippet: self.redact(&snippet(body)),
+                }))
+            }
+            Action::Fail => {
+                let message = rules::message(rule, label, status, headers, body);
+                Err(Failure {
+                    reason: self.redact(&format!("{status} from {shown}: {message}")),
+                    status: Some(status),
+                    dictated: None,
+                    snippet: self.redact(&snippet(body)),
+                })
+            }
+        }
+    }
+
     /// Why a wait the API dictated is not waited: it passes what is left of `retry.max_total`.
     fn too_long(&self, wait: Duration, waited: Duration, context: &str) -> String {
         let max = secs(self.retry.max_total);
@@ -353,7 +447,8 @@ impl Http {
         shown: &str,
         who: &str,
         never: &[u16],
-    ) -> Result<Result<Incoming, Failure>, Failure> {
+        rules: Option<&StreamRules>,
+    ) -> Result<Result<Reply, Failure>, Failure> {
         let (resp, url) = match self.follow(req, shown).await {
             Ok(r) => r,
             Err(redirect::Stop::Retry(f)) => return Ok(Err(f)),
@@ -385,19 +480,21 @@ impl Http {
                 }));
             }
         };
+        if let Some(rules) = rules
+            && let Some((i, rule)) = rules.decide(status, &headers, &body)
+        {
+            return self.ruled(rules, i, rule, shown, status, &headers, &body, now);
+        }
         if (200..300).contains(&status) {
-            return Ok(Ok(Incoming {
+            return Ok(Ok(Reply::Page(Incoming {
                 status,
                 headers,
                 body,
                 url,
-            }));
+            })));
         }
         let snippet = self.redact(&snippet(&body));
-        let retry_after = headers
-            .get(self.rate.retry_after.as_str())
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after::parse_retry_after(v, now).map(|d| (v.to_owned(), d)));
+        let retry_after = self.retry_after(&headers, now);
         if self.retry.on_status.contains(&status) && !never.contains(&status) {
             let reason = match (&retry_after, status) {
                 (Some((raw, _)), 429) => {

@@ -42,6 +42,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
         &http.timeout,
         "a zero timeout fails every request at once; write e.g. `30s`",
     );
+    super::error_rules::check(cx, "/http/errors", &http.errors);
     let retry = &http.retry;
     let backoff = "a zero backoff retries at once, hammering an API that is struggling; write e.g. `1s` (to turn retries off, write `max_attempts: 1`)";
     paths::nonzero_duration(cx, "/http/retry/initial", &retry.initial, backoff);

@@ -7,6 +7,7 @@
 
 mod auth;
 mod config;
+mod error_rules;
 mod http;
 mod page_tokens;
 mod paths;
@@ -162,6 +163,15 @@ fn compile(spec: &Spec) {
             t(&inc.start);
             inc.end.iter().for_each(t);
         }
+    }
+    for rule in spec
+        .http
+        .errors
+        .iter()
+        .chain(spec.streams.values().flat_map(|s| &s.errors))
+    {
+        rule.body.iter().filter_map(|b| b.path()).for_each(p);
+        rule.message.iter().for_each(t);
     }
     for w in spec.webhooks.values() {
         w.event_id.iter().chain(w.record.iter()).for_each(p);

@@ -50,6 +50,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             templates::check_condition(cx, parts, &p("filter"), f, scope);
         }
         paths::jsonpath(cx, &p("records"), &stream.records);
+        super::error_rules::check(cx, &p("errors"), &stream.errors);
         pagination(cx, &base, stream);
         page_tokens::check(cx, parts, &base, stream, scope);
         incremental(cx, parts, &base, stream);

@@ -222,7 +222,7 @@ fn calls(src: &str, name: &str) -> bool {
 }
 
 /// Where `needle` (a variable path) is in the template, or the whole value.
-fn span_of(
+pub(crate) fn span_of(
     cx: &Ctx<'_>,
     ptr: &str,
     src: &str,
@@ -246,7 +246,7 @@ fn span_of(
 
 /// Renders the template with every variable undefined but usable, to find filters
 /// and tests that do not exist (minijinja resolves those only when rendering).
-fn unknown_filter_or_test(src: &str) -> Option<String> {
+pub(crate) fn unknown_filter_or_test(src: &str) -> Option<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.remove_global("debug");
