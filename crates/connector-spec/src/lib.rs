@@ -23,6 +23,7 @@ mod suggest;
 pub mod template;
 mod template_time;
 pub mod timefmt;
+pub mod transform;
 pub mod yaml;
 
 pub use condition::Condition;
