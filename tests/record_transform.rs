@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Reply, Sandbox, rec, recs, serve, spec, spec_full};
+use support::{Reply, Sandbox, rec, recs, serve, spec};
 
 #[test]
 fn every_step_reshapes_the_record_in_order_and_keeps_json_types() {
