@@ -30,19 +30,32 @@ pub enum Step {
     /// `parent`, `page`, `incremental`); a template that is one `{{ expression }}` keeps
     /// the expression's JSON type. Every field of one `add` reads the record as it was
     /// before the step.
-    Add(IndexMap<String, Template>),
+    Add(
+        #[schemars(
+            description = "Adds or replaces fields: field path -> template over record (and config, parent, page, incremental); one {{ expression }} keeps its JSON type."
+        )]
+        IndexMap<String, Template>,
+    ),
     /// Removes fields, nested ones included: a path or a list of paths; a missing field is
     /// no error.
-    Remove(Paths),
+    Remove(#[schemars(description = "Removes fields, nested ones included (dotted paths).")] Paths),
     /// Renames (or moves) fields: old path -> new path; the field keeps its place when both
     /// are top-level names; a missing field is no error.
-    Rename(IndexMap<String, String>),
+    Rename(
+        #[schemars(description = "Renames or moves fields: old path -> new path.")]
+        IndexMap<String, String>,
+    ),
     /// Moves the fields of nested objects to the top level, in the object's place; a field
     /// the record already has at the top level keeps its value. A missing or null object
     /// is no error.
-    Lift(Paths),
+    Lift(
+        #[schemars(
+            description = "Moves the fields of nested objects to the top level, in the object's place."
+        )]
+        Paths,
+    ),
     /// Keeps only these fields (paths), in the order listed.
-    Keep(Paths),
+    Keep(#[schemars(description = "Keeps only these fields, in the order listed.")] Paths),
 }
 
 impl Step {
