@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Reply, Sandbox, rec, recs, serve, spec};
+use support::{Reply, Sandbox, rec, recs, serve, spec, spec_full};
 
 #[test]
 fn every_step_reshapes_the_record_in_order_and_keeps_json_types() {
@@ -176,14 +176,17 @@ fn validate_points_at_bad_steps() {
             "spec.yaml:14:37: error: a field path is empty",
             "spec.yaml:15:22: error: a field path is empty",
         ]);
-    let path = sb.spec(&spec(
-        "  items:\n    path: /items\n    records: $.items[*]\n    transform:\n      - lfit: p\n",
+    let path = sb.spec(&spec_full(
+        "  key: { type: string, secret: true }",
+        "",
+        "  items:\n    path: /items\n    records: $.items[*]\n    transform:\n      - lfit: p\n  other:\n    path: /items\n    records: $.items[*]\n    transform:\n      - add: { k: \"{{ config.key }}\" }\n",
     ));
     sb.run(&["validate", path.to_str().unwrap()])
         .expect_code(2)
         .expect_stdout(&[
-            "spec.yaml:13:9: error: unknown key `lfit`; expected one of",
+            "spec.yaml:14:9: error: unknown key `lfit`; expected one of",
             "did you mean `lift`?",
+            "spec.yaml:19:19: error: `config.key` is a secret",
         ]);
 }
 

@@ -20,6 +20,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, steps: &[Step], 
                     let p = join(&at, field);
                     path(cx, cx.key(&p), field);
                     templates::check(cx, parts, &p, t, scope);
+                    no_secret(cx, parts, &p, t);
                 }
             }
             Step::Rename(fields) => {
@@ -33,6 +34,28 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, steps: &[Step], 
             Step::Remove(paths) | Step::Lift(paths) | Step::Keep(paths) => {
                 list(cx, &at, paths);
             }
+        }
+    }
+}
+
+/// An `add` template must not read a secret: its value would be written into the output.
+fn no_secret(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &crate::Template) {
+    let Ok(vars) = t.variables() else {
+        return;
+    };
+    for var in vars {
+        let Some(name) = var
+            .strip_prefix("config.")
+            .map(|v| v.split('.').next().unwrap_or(v))
+        else {
+            continue;
+        };
+        if parts.config.iter().any(|(n, d)| n == name && d.secret) {
+            cx.error(
+                cx.value(ptr),
+                format!("`config.{name}` is a secret, and `add` would write it into every record"),
+                Some("secrets never reach the output; remove it from this template".into()),
+            );
         }
     }
 }
