@@ -186,7 +186,12 @@ fn first_step_missing(path: &JsonPath, doc: &Value) -> bool {
 
 /// Appends one record to a JSON-lines buffer: compact, one line, optional extra fields first.
 pub fn write_line(buf: &mut Vec<u8>, raw: &RawValue, extra: &[(String, Value)]) {
-    let text = raw.get().as_bytes();
+    write_text(buf, raw.get(), extra);
+}
+
+/// [`write_line`] for a record's JSON text (the bytes sent, or a transformed record).
+pub fn write_text(buf: &mut Vec<u8>, text: &str, extra: &[(String, Value)]) {
+    let text = text.as_bytes();
     let start = buf.len();
     if !extra.is_empty() && text.first() == Some(&b'{') {
         buf.push(b'{');

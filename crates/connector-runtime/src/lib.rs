@@ -23,6 +23,7 @@ pub mod printable;
 pub mod probe;
 pub mod progress;
 pub mod push;
+pub mod records;
 pub mod render;
 pub mod report;
 pub mod request;

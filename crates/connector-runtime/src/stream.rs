@@ -1,27 +1,27 @@
 //! One stream's pages: request, send, extract, write, paginate; once, or once per parent
 //! record for a child stream.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use connector_spec::{JsonPath, Pagination, Stream};
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::engine::Engine;
-use crate::extract::{Extractor, write_line};
-use crate::paginate::{Paginator, Step, Stop, Target};
+use crate::extract::Extractor;
+use crate::paginate::{Paginator, Stop};
+use crate::records::dedup::{Dedup, Limit};
+use crate::records::fetch::{self, CutShort};
+use crate::records::filter::Filter;
+use crate::records::transform::Transform;
+use crate::records::window_stage::WindowStage;
+use crate::records::{Child, Page, Pass, Stages, children::Children};
 use crate::report::Reporter;
-use crate::request::{self, BodyTemplate};
+use crate::request::BodyTemplate;
 use crate::sink::{Destination, RecordSink, StreamTarget, WriteMode};
 use crate::state::StreamState;
 use crate::stats::Stats;
-use crate::window::{Inc, Window, digest, shown, tolerance_text};
-
-/// Lines gathered before they are written, within a page: large enough that a typical
-/// page goes out in one write, small enough that a huge page is not held twice.
-const FLUSH_AT: usize = 4 * 1024 * 1024;
+use crate::window::{Inc, shown, tolerance_text};
 
 /// A message from a parent stream to its children.
 #[derive(Debug, Clone)]
@@ -40,22 +40,18 @@ pub struct StreamRun {
     pub stream: Stream,
     /// Its counters.
     pub stats: Arc<Stats>,
-    extractor: Extractor,
-    body: Option<BodyTemplate>,
+    pub(crate) extractor: Extractor,
+    pub(crate) body: Option<BodyTemplate>,
     sink: Mutex<Option<Box<dyn RecordSink>>>,
-    inc: Option<Inc>,
+    pub(crate) inc: Option<Inc>,
     /// Appends and checkpoints (incremental, or under an incremental parent).
     appends: bool,
     /// False with `--limit`: a partial look must not move the state.
     save: bool,
-    children: Vec<mpsc::Sender<ParentMsg>>,
-    limit: Option<u64>,
-    written: AtomicU64,
-    seen: Option<Mutex<HashSet<String>>>,
+    /// The record stages that outlive a partition: transform, filter, dedup, limit, children.
+    pub(crate) stages: Stages,
     warned_missing: AtomicBool,
     warned_future: AtomicBool,
-    /// Set when the record limit is reached, so every partition stops.
-    pub(crate) full: AtomicBool,
     reporter: Arc<dyn Reporter>,
     /// Its error rules, then `http.errors`.
     pub errors: crate::http::rules::StreamRules,
@@ -74,7 +70,7 @@ impl StreamRun {
         engine: &Engine,
         name: &str,
         stream: &Stream,
-        children: Vec<mpsc::Sender<ParentMsg>>,
+        children: Vec<Child>,
         limit: Option<u64>,
         destination: &dyn Destination,
         prior: Option<StreamState>,
@@ -107,6 +103,13 @@ impl StreamRun {
             _ => None,
         };
         let dedup = stream.dedup && stream.primary_key.is_some();
+        let stages = Stages {
+            transform: Transform::new(engine.spec.transform_of(stream), name),
+            filter: Filter::new(stream.filter.as_ref(), name),
+            dedup: dedup.then(Dedup::default),
+            limit: Limit::new(limit),
+            children: Children::new(children),
+        };
         Ok(Self {
             name: name.to_owned(),
             stream: stream.clone(),
@@ -117,13 +120,9 @@ impl StreamRun {
             inc,
             appends,
             save: limit.is_none(),
-            children,
-            limit,
-            written: AtomicU64::new(0),
-            seen: dedup.then(|| Mutex::new(HashSet::new())),
+            stages,
             warned_missing: AtomicBool::new(false),
             warned_future: AtomicBool::new(false),
-            full: AtomicBool::new(false),
             reporter,
             errors: crate::http::rules::StreamRules::new(&engine.spec, name, stream),
         })
@@ -187,7 +186,7 @@ impl StreamRun {
     }
 
     /// Writes complete lines to the output and empties `buf`.
-    fn write_out(&self, buf: &mut Vec<u8>) -> Result<(), StreamError> {
+    pub(crate) fn write_out(&self, buf: &mut Vec<u8>) -> Result<(), StreamError> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -206,72 +205,28 @@ impl StreamRun {
 
     /// Tells the children the parent is over.
     pub async fn end_children(&self, ok: bool) {
-        for c in &self.children {
-            let _ = c.send(ParentMsg::End(ok)).await;
-        }
+        self.stages.children.end(ok).await;
     }
 
-    /// Pages through the stream once (for a child stream: for one parent record).
+    /// Pages through the stream once (for a child stream: for one parent record): each
+    /// page is fetched, selected and run through the record stages (see [`crate::records`]).
     pub async fn run_partition(
         &self,
         engine: &Engine,
         parent: Option<&Value>,
     ) -> Result<Stop, StreamError> {
-        let mut ctx = engine.context();
-        if let (Some(p), Value::Object(m)) = (parent, &mut ctx) {
-            m.insert("parent".into(), p.clone());
-        }
-        let include: Vec<(String, Value)> = match (&self.stream.parent, parent) {
-            (Some(pr), Some(p)) => pr
-                .include
-                .iter()
-                .map(|(new, field)| (new.clone(), p.get(field).cloned().unwrap_or(Value::Null)))
-                .collect(),
-            _ => Vec::new(),
-        };
-        if let (Some(pr), Some(p)) = (&self.stream.parent, parent)
-            && p.get(&pr.key).is_none_or(Value::is_null)
-        {
-            return Err(StreamError(format!(
-                "a record of parent stream {} has no `{}` (streams.{}.parent.key), so its children cannot be fetched; first bytes: {}",
-                pr.stream,
-                pr.key,
-                self.name,
-                crate::http::snippet(p.to_string().as_bytes())
-            )));
-        }
-        let partition: Option<String> = match (&self.stream.parent, parent) {
-            (Some(pr), Some(p)) => Some(match p.get(&pr.key) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            }),
-            _ => None,
-        };
-        let window = match &self.inc {
-            Some(inc) => Some(
-                Window::new(inc, partition.as_deref())
-                    .map_err(|e| StreamError(format!("{}: {e}", self.name)))?,
-            ),
-            None => None,
-        };
-        let extra = window
+        let pass = self.pass(parent)?;
+        let mut ctx = self.context(engine, parent, &pass);
+        let extra = pass
+            .window
             .as_ref()
-            .map(|w| w.params.clone())
+            .map(|w| w.params().to_vec())
             .unwrap_or_default();
-        if let (Some(w), Some(inc), Value::Object(m)) = (&window, &self.inc, &mut ctx) {
-            // For specs that place the window themselves (a body filter, a path segment).
-            m.insert(
-                "incremental".into(),
-                serde_json::json!({"start": w.lower, "end": inc.end}),
-            );
-        }
         let mut pager = Paginator::new(&self.stream.pagination);
         let mut target = pager.first();
-        let mut buf = Vec::with_capacity(64 * 1024);
-        let mut cut_retries = 0u32;
+        let mut cut = CutShort::default();
         loop {
-            if self.full.load(Relaxed) {
+            if self.is_full() {
                 return Ok(Stop::MaxPages);
             }
             if let Value::Object(m) = &mut ctx
@@ -279,280 +234,138 @@ impl StreamRun {
             {
                 m.insert("page".into(), pager.vars());
             }
-            let req = request::build(
-                &engine.spec,
-                &self.name,
-                &self.stream,
-                &ctx,
-                self.body.as_ref(),
-                &target,
-                &extra,
-            )
-            .map_err(|e| StreamError(engine.http.redact(&e.to_string())))?;
-            let reply = engine
-                .http
-                .fetch(&req, &self.stats, &self.name, &self.errors)
-                .await
-                .map_err(|e| StreamError(e.message))?;
-            let resp = match self.errors.settle(reply, &self.stats, &self.full) {
+            let req = fetch::request(engine, self, &ctx, &target, &extra)?;
+            let resp = match fetch::send(engine, self, &req).await? {
                 Ok(resp) => resp,
+                // An error rule said skip or end.
                 Err(stop) => return Ok(stop),
             };
-            let ct = resp
-                .headers
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let mut page = match self.extractor.page(&resp.body, ct) {
+            let mut page = match Page::select(&self.extractor, &resp) {
                 Ok(p) => p,
-                // A 200 whose JSON stops early (a proxy or the API cut it under a matching
-                // Content-Length): the same request again, as for any body cut short.
-                Err(e) if e.cut_short && cut_retries + 1 < engine.spec.http.retry.max_attempts => {
-                    cut_retries += 1;
-                    let retry = &engine.spec.http.retry;
-                    let wait = crate::http::backoff::full_jitter(
-                        retry.initial.get(),
-                        retry.max.get(),
-                        cut_retries - 1,
-                    );
-                    tracing::warn!(
-                        "{}: the JSON body of {} {} was cut short, waiting {:.1}s, attempt {}/{}",
-                        self.name,
-                        req.method,
-                        engine.http.show_url(&req.url),
-                        wait.as_secs_f64(),
-                        cut_retries + 1,
-                        retry.max_attempts
-                    );
-                    Stats::add(&self.stats.retries, 1);
-                    self.stats.waited(wait);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
                 Err(e) => {
-                    return Err(StreamError(format!(
-                        "{} {}: {}",
-                        req.method,
-                        engine.http.show_url(&req.url),
-                        engine.http.redact(&e.message)
-                    )));
+                    cut.again(engine, self, &req, e).await?;
+                    continue;
                 }
             };
-            cut_retries = 0;
+            cut.reset();
             Stats::add(&self.stats.pages, 1);
-            if page.records.is_empty()
-                && page.path_missing
-                && !self.warned_missing.swap(true, Relaxed)
-            {
-                let keys = page
-                    .meta
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                // The keys are the API's text: escaped, and cut when there are many.
-                let keys = crate::printable::api_text(&keys);
-                self.reporter.warning(
-                    &self.name,
-                    &format!(
-                        "records path {} matched nothing in the response of {} {}; the body's top-level keys are: {keys}",
-                        self.stream.records.source(),
-                        req.method,
-                        engine.http.show_url(&req.url)
-                    ),
-                );
-            }
-            let keep = (pager.cut(&page.records, &ctx))
+            self.warn_missing(engine, &page, &req);
+            // `stop_when` and `next_record` read the records as the API sent them.
+            let keep = pager
+                .cut(&page.records, &ctx)
                 .map_err(|e| StreamError(format!("{}: {}", self.name, e.0)))?;
             page.records.truncate(keep);
-            let count = page.records.len();
-            buf.clear();
-            let mut written = 0u64;
-            let mut parents = Vec::new();
-            let needs_value = self.seen.is_some()
-                || !self.children.is_empty()
-                || window.is_some()
-                || !include.is_empty()
-                || self.stream.filter.is_some();
-            // What a filter sees besides the record: config, parent, page, incremental.
-            let filter_base = self
-                .stream
-                .filter
-                .as_ref()
-                .map(|_| minijinja::Value::from(minijinja::value::Serde(&ctx)));
-            for raw in &page.records {
-                let value: Option<Value> = if needs_value {
-                    Some(serde_json::from_str(raw.get()).map_err(|e| StreamError(e.to_string()))?)
-                } else {
-                    None
-                };
-                let key = match &value {
-                    Some(v) if self.seen.is_some() || window.is_some() => {
-                        Some(primary_key(&self.stream, v, &include))
-                    }
-                    _ => None,
-                };
-                let hash = self.inc.as_ref().map(|_| digest(raw.get()));
-                if let (Some(w), Some(inc), Some(v), Some(k), Some(h)) =
-                    (&window, &self.inc, &value, &key, &hash)
-                    && !w
-                        .keep(inc, v, k, h)
-                        .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
-                {
-                    continue;
-                }
-                if let (Some(f), Some(base), Some(v)) = (&self.stream.filter, &filter_base, &value)
-                    && !self.keeps(f, base, v)?
-                {
-                    // Dropped, but the position still moves past it: a filtered stream
-                    // never fetches the same records again.
-                    if let (Some(inc), Some(k), Some(h)) = (&self.inc, key, hash) {
-                        self.track(engine, inc, partition.as_deref(), v, k, h, written)?;
-                    }
-                    Stats::add(&self.stats.filtered, 1);
-                    continue;
-                }
-                if let (Some(seen), Some(k)) = (&self.seen, &key) {
-                    let fresh = seen.lock().map(|mut s| s.insert(k.clone())).unwrap_or(true);
-                    if !fresh {
-                        continue;
-                    }
-                }
-                if let Some(limit) = self.limit
-                    && self.written.fetch_add(1, Relaxed) >= limit
-                {
-                    self.full.store(true, Relaxed);
-                    break;
-                }
-                if let (Some(inc), Some(v), Some(k), Some(h)) = (&self.inc, &value, key, hash) {
-                    self.track(engine, inc, partition.as_deref(), v, k, h, written)?;
-                }
-                if include.is_empty() {
-                    write_line(&mut buf, raw, &[]);
-                } else {
-                    // The record as the API sent it wins over a copied parent field.
-                    let has = |k: &str| value.as_ref().is_some_and(|v| v.get(k).is_some());
-                    let extra: Vec<(String, Value)> =
-                        include.iter().filter(|(k, _)| !has(k)).cloned().collect();
-                    write_line(&mut buf, raw, &extra);
-                }
-                written += 1;
-                // A huge page's lines go out as they are made: one copy of the page
-                // (the body) in memory, not two.
-                if buf.len() >= FLUSH_AT {
-                    self.write_out(&mut buf)?;
-                }
-                if let Some(v) = value
-                    && !self.children.is_empty()
-                {
-                    parents.push(Arc::new(v));
-                }
-            }
-            self.write_out(&mut buf)?;
-            Stats::add(&self.stats.records, written);
-            // Reached exactly at the page's end: no further page is needed.
-            if self.limit.is_some_and(|l| self.written.load(Relaxed) >= l) {
-                self.full.store(true, Relaxed);
-            }
-            for p in parents {
-                for c in &self.children {
-                    // A child that stopped listening has failed on its own; keep going.
-                    let _ = c.send(ParentMsg::Record(p.clone())).await;
-                }
-            }
-            if self.full.load(Relaxed) {
+            // What transforms and filters read besides `record`: config, parent, page, incremental.
+            let base = self
+                .stages
+                .templates()
+                .then(|| minijinja::Value::from(minijinja::value::Serde(&ctx)));
+            let parents = self.run_page(engine, &pass, &page, base.as_ref())?;
+            self.stages.children.feed(parents).await;
+            if self.is_full() {
                 return Ok(Stop::MaxPages);
             }
-            // Sorted by the cursor: everything up to here is complete, so it can be saved.
-            // Not with children in the run: their output must be durable before the
-            // parent's state moves past the records that fed them.
-            if self.inc.as_ref().is_some_and(|i| i.spec.sorted)
-                && partition.is_none()
-                && self.children.is_empty()
-            {
-                self.checkpoint()?;
-            }
-            let step = pager
-                .advance(&page.meta, &resp.headers, count, &resp.url)
-                .map_err(|e| {
-                    StreamError(format!(
-                        "{} {}: {}",
-                        req.method,
-                        engine.http.show_url(&req.url),
-                        e.0
-                    ))
-                })?;
-            match step {
-                Step::Next(t) => target = t,
-                Step::Done(stop) => return Ok(stop),
-            }
-            if let Target::Url(u) = &target {
-                // Checked before it is sent: another origin or scheme is refused, not retried.
-                engine.http.origins().check_next(u).map_err(|e| {
-                    StreamError(format!(
-                        "{} {}: {e} (next page URL: {})",
-                        req.method,
-                        engine.http.show_url(&req.url),
-                        crate::http::snippet(engine.http.redact(u.as_str()).as_bytes())
-                    ))
-                })?;
-                tracing::debug!(stream = %self.name, "next page: {}", engine.http.show_url(u));
-            }
+            self.checkpoint_sorted(&pass)?;
+            target = match fetch::next(engine, self, &mut pager, &page, &req)? {
+                Ok(t) => t,
+                Err(stop) => return Ok(stop),
+            };
         }
     }
-}
 
-impl StreamRun {
-    /// Whether the stream's `filter` keeps the record.
-    fn keeps(
-        &self,
-        filter: &connector_spec::Condition,
-        base: &minijinja::Value,
-        record: &Value,
-    ) -> Result<bool, StreamError> {
-        let ctx = minijinja::context! {
-            record => minijinja::Value::from(minijinja::value::Serde(record)),
-            ..base.clone()
+    /// The stages of one pass: the parent's partition key and `include` fields, the window.
+    fn pass(&self, parent: Option<&Value>) -> Result<Pass<'_>, StreamError> {
+        let (Some(pr), Some(p)) = (&self.stream.parent, parent) else {
+            let window = match &self.inc {
+                Some(inc) => Some(WindowStage::new(inc, None, &self.name)?),
+                None => None,
+            };
+            return Ok(Pass {
+                window,
+                include: Vec::new(),
+            });
         };
-        filter.holds(ctx).map_err(|e| {
-            StreamError(format!(
-                "streams.{}.filter `{}`: {}",
-                self.name,
-                filter.source(),
-                crate::printable::api_text(&e.to_string())
-            ))
-        })
+        let include = pr
+            .include
+            .iter()
+            .map(|(new, field)| (new.clone(), p.get(field).cloned().unwrap_or(Value::Null)))
+            .collect();
+        let partition = match p.get(&pr.key) {
+            None | Some(Value::Null) => {
+                return Err(StreamError(format!(
+                    "a record of parent stream {} has no `{}` (streams.{}.parent.key), so its children cannot be fetched; first bytes: {}",
+                    pr.stream,
+                    pr.key,
+                    self.name,
+                    crate::http::snippet(p.to_string().as_bytes())
+                )));
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        };
+        let window = match &self.inc {
+            Some(inc) => Some(WindowStage::new(inc, Some(partition), &self.name)?),
+            None => None,
+        };
+        Ok(Pass { window, include })
     }
 
-    /// Moves the incremental position past a record (written or filtered out).
-    #[allow(clippy::too_many_arguments)]
-    fn track(
-        &self,
-        engine: &Engine,
-        inc: &Inc,
-        partition: Option<&str>,
-        record: &Value,
-        key: String,
-        hash: String,
-        written_in_page: u64,
-    ) -> Result<(), StreamError> {
-        let label = match &self.stream.primary_key {
-            Some(_) => format!("with key {}", shown(&key)),
-            None => format!(
-                "number {}",
-                self.stats.records.load(Relaxed) + written_in_page + 1
-            ),
-        };
-        if let Some(c) = inc
-            .advance(partition, record, key, hash)
-            .map_err(|e| StreamError(format!("{}: {e}", self.name)))?
+    /// What the pass's templates read: config, the parent record, the window.
+    fn context(&self, engine: &Engine, parent: Option<&Value>, pass: &Pass<'_>) -> Value {
+        let mut ctx = engine.context();
+        if let Value::Object(m) = &mut ctx {
+            if let Some(p) = parent {
+                m.insert("parent".into(), p.clone());
+            }
+            // For specs that place the window themselves (a body filter, a path segment).
+            if let Some(w) = &pass.window {
+                m.insert("incremental".into(), w.vars());
+            }
+        }
+        ctx
+    }
+
+    /// Says once per stream that the records path matched nothing in a body.
+    fn warn_missing(&self, engine: &Engine, page: &Page<'_>, req: &crate::http::Outgoing) {
+        if !(page.records.is_empty() && page.path_missing)
+            || self.warned_missing.swap(true, Relaxed)
         {
-            self.warn_future(engine, inc, &label, &c);
+            return;
+        }
+        // The keys are the API's text: escaped, and cut when there are many.
+        let keys = crate::printable::api_text(&page.top_keys());
+        self.reporter.warning(
+            &self.name,
+            &format!(
+                "records path {} matched nothing in the response of {} {}; the body's top-level keys are: {keys}",
+                self.stream.records.source(),
+                req.method,
+                engine.http.show_url(&req.url)
+            ),
+        );
+    }
+
+    /// Sorted by the cursor: everything up to here is complete, so it can be saved.
+    /// Not with children in the run: their output must be durable before the parent's
+    /// state moves past the records that fed them.
+    fn checkpoint_sorted(&self, pass: &Pass<'_>) -> Result<(), StreamError> {
+        let whole = pass
+            .window
+            .as_ref()
+            .is_some_and(|w| w.inc().spec.sorted && !w.is_partition());
+        if whole && self.stages.children.is_empty() {
+            self.checkpoint()?;
         }
         Ok(())
     }
 
+    /// Whether `--limit` is reached, so every partition stops.
+    pub(crate) fn is_full(&self) -> bool {
+        self.stages.limit.is_full()
+    }
+
     /// Says once per stream that a record's cursor lay too far ahead to be saved.
-    fn warn_future(&self, engine: &Engine, inc: &Inc, label: &str, cursor: &str) {
+    pub(crate) fn warn_future(&self, engine: &Engine, inc: &Inc, label: &str, cursor: &str) {
         if self.warned_future.swap(true, Relaxed) {
             return;
         }

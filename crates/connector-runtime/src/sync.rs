@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::engine::{Engine, SetupError};
 use crate::paginate::Stop;
+use crate::records::Child;
 use crate::report::{Reporter, StreamOutcome};
 use crate::sink::Destination;
 use crate::state::StreamState;
@@ -110,7 +111,7 @@ pub async fn run(
     // Children first, so each parent can be given its children's senders; and each
     // stream reports its end to its parent, which saves its own state only after every
     // child's output is durable.
-    let mut senders: HashMap<String, Vec<mpsc::Sender<ParentMsg>>> = HashMap::new();
+    let mut senders: HashMap<String, Vec<Child>> = HashMap::new();
     let mut receivers: HashMap<String, mpsc::Receiver<ParentMsg>> = HashMap::new();
     let mut done_rx: HashMap<String, Vec<oneshot::Receiver<bool>>> = HashMap::new();
     let mut done_tx: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
@@ -124,7 +125,10 @@ pub async fn run(
             continue;
         };
         let (tx, rx) = mpsc::channel(CHANNEL);
-        senders.entry(p.stream.clone()).or_default().push(tx);
+        senders.entry(p.stream.clone()).or_default().push(Child {
+            tx,
+            all_records: p.all_records,
+        });
         receivers.insert(name.clone(), rx);
         let (tx, rx) = oneshot::channel();
         done_rx.entry(p.stream.clone()).or_default().push(rx);
@@ -331,7 +335,7 @@ async fn run_children(
                 ParentMsg::Record(parent) => {
                     // After a failure, keep draining so the parent is never blocked.
                     let failed = first_error.lock().map(|g| g.is_some()).unwrap_or(true);
-                    if failed || run.full.load(std::sync::atomic::Ordering::Relaxed) {
+                    if failed || run.is_full() {
                         return;
                     }
                     if let Err(e) = run.run_partition(engine, Some(&parent)).await {

@@ -26,6 +26,7 @@ mod suggest;
 pub mod template;
 mod template_time;
 pub mod timefmt;
+pub mod transform;
 pub mod yaml;
 
 pub use condition::Condition;

@@ -48,6 +48,19 @@ pub struct Spec {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(extend("propertyNames" = { "pattern": crate::names::NAME_PATTERN }))]
     pub push: IndexMap<String, PushTarget>,
+    /// Settings every stream inherits unless it sets its own (`transform`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<crate::transform::Defaults>,
+}
+
+impl Spec {
+    /// The transformations of a stream: its own `transform`, else `defaults.transform`.
+    pub fn transform_of<'a>(&'a self, stream: &'a Stream) -> &'a [crate::transform::Step] {
+        match &stream.transform {
+            Some(steps) => steps,
+            None => self.defaults.as_ref().map_or(&[], |d| &d.transform),
+        }
+    }
 }
 
 /// One configuration value the connector needs.
@@ -480,6 +493,10 @@ pub struct Stream {
     /// `record.status != "deleted"`; a dropped record still moves the incremental cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<crate::Condition>,
+    /// Steps that reshape each record (add, remove, rename, lift, keep), in order, before
+    /// the incremental window, the filter, dedup and output; replaces `defaults.transform`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Vec<crate::transform::Step>>,
     /// Makes this a child stream: one pass per record of the parent stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Parent>,
@@ -797,6 +814,10 @@ pub struct Parent {
     #[serde(default = "default_parent_concurrency")]
     #[schemars(range(min = 1, max = 256))]
     pub concurrency: u32,
+    /// Under an incremental parent: run for every parent record fetched, not only the
+    /// changed ones the parent writes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_records: bool,
 }
 
 fn default_parent_concurrency() -> u32 {

@@ -197,6 +197,8 @@ mod tests {
         ("Signature", "signature"),
         ("PushTarget", "push"),
         ("Idempotency", "idempotency"),
+        ("Step", "transform"),
+        ("Defaults", "defaults"),
     ];
 
     /// The table rows (`` | `name` | ``) of each `## ` section of a document; `###`

@@ -312,6 +312,10 @@ impl<'a> Mapper<'a> {
             self.tagged(ptr, instance, context, tag, &values);
             return;
         }
+        if let Some(keys) = keys_of(&branches) {
+            self.keyed(ptr, instance, context, &keys);
+            return;
+        }
         // Untagged: the branches whose type fits the value.
         let fits: Vec<usize> = context
             .iter()
@@ -345,6 +349,52 @@ impl<'a> Mapper<'a> {
             ),
             help,
         );
+    }
+
+    /// A mapping of one key out of `keys`: the key picks the branch.
+    fn keyed(
+        &mut self,
+        ptr: &str,
+        instance: &Value,
+        context: &[Vec<ValidationError<'static>>],
+        keys: &[String],
+    ) {
+        let allowed = suggest::list(keys.iter().map(String::as_str));
+        let given: Vec<&String> = instance
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        let [key] = given[..] else {
+            self.bad.push(ptr.to_owned());
+            let message = match instance.as_object() {
+                Some(_) => format!(
+                    "expected a mapping of exactly one key, one of {allowed}, found {} keys",
+                    given.len()
+                ),
+                None => format!(
+                    "expected a mapping of one key, one of {allowed}, found {}",
+                    found(instance)
+                ),
+            };
+            self.push(
+                self.value_loc(ptr),
+                message,
+                Some("write one step per list item, e.g. `- remove: [a, b]`".into()),
+            );
+            return;
+        };
+        let Some(index) = keys.iter().position(|k| k == key) else {
+            self.bad.push(ptr.to_owned());
+            self.push(
+                self.key_loc(&format!("{ptr}/{}", escape(key))),
+                format!("unknown key `{key}`; expected one of {allowed}"),
+                suggest::did_you_mean(key, keys.iter().map(String::as_str)),
+            );
+            return;
+        };
+        for e in context.get(index).into_iter().flatten() {
+            self.error(e, None);
+        }
     }
 
     fn tagged(
@@ -405,6 +455,23 @@ impl<'a> Mapper<'a> {
             self.error(e, Some(branch));
         }
     }
+}
+
+/// The one required key of each branch, when every branch is a mapping of exactly one
+/// key (an externally tagged union, such as a transform step `- lift: ...`).
+fn keys_of(branches: &[&Value]) -> Option<Vec<String>> {
+    branches
+        .iter()
+        .map(|b| {
+            let props = b.get("properties")?.as_object()?;
+            let required = b.get("required")?.as_array()?;
+            match (props.len(), required.as_slice()) {
+                (1, [Value::String(k)]) if props.contains_key(k) => Some(k.clone()),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|k| !k.is_empty())
 }
 
 /// The property every branch fixes with a `const`, and its values in branch order.

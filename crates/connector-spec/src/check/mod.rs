@@ -14,6 +14,7 @@ mod paths;
 mod streams;
 mod targets;
 mod templates;
+mod transform;
 
 use std::ops::Range;
 use std::path::Path;
@@ -80,6 +81,8 @@ pub(crate) struct Parts {
     pub streams: Vec<(String, Stream)>,
     pub webhooks: Vec<(String, Webhook)>,
     pub push: Vec<(String, PushTarget)>,
+    /// `defaults`, when it passed the schema layer.
+    pub defaults: Option<crate::transform::Defaults>,
 }
 
 impl Parts {
@@ -100,6 +103,7 @@ impl Parts {
             streams: s.typed("streams"),
             webhooks: s.typed("webhooks"),
             push: s.typed("push"),
+            defaults: s.usable("/defaults").and_then(from),
         }
     }
 
@@ -112,6 +116,7 @@ impl Parts {
             streams: spec.streams.clone().into_iter().collect(),
             webhooks: spec.webhooks.clone().into_iter().collect(),
             push: spec.push.clone().into_iter().collect(),
+            defaults: spec.defaults.clone(),
         }
     }
 

@@ -49,6 +49,9 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
         if let Some(f) = &stream.filter {
             templates::check_condition(cx, parts, &p("filter"), f, scope);
         }
+        if let Some(steps) = &stream.transform {
+            super::transform::check(cx, parts, &p("transform"), steps, scope);
+        }
         paths::jsonpath(cx, &p("records"), &stream.records);
         super::error_rules::check(cx, &p("errors"), &stream.errors);
         pagination(cx, &base, stream);
@@ -63,6 +66,15 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
         }
         parent(cx, parts, name, &base, stream);
         schema(cx, &base, stream);
+    }
+    if let Some(d) = &parts.defaults {
+        super::transform::check(
+            cx,
+            parts,
+            "/defaults/transform",
+            &d.transform,
+            Scope::CONFIG,
+        );
     }
     cycles(cx, parts);
 }
@@ -325,6 +337,19 @@ fn parent(cx: &mut Ctx<'_>, parts: &Parts, name: &str, base: &str, stream: &Stre
             cx.value(&ptr),
             format!("parent stream `{}` does not exist", parent.stream),
             help,
+        );
+    }
+    let incremental = parts
+        .stream(&parent.stream)
+        .is_some_and(|p| p.incremental.is_some());
+    if parent.all_records && !incremental && parts.stream(&parent.stream).is_some() {
+        cx.error(
+            cx.key(&format!("{base}/parent/all_records")),
+            format!(
+                "`all_records` is only meaningful under an incremental parent, and stream `{}` has no `incremental`: its children already see every record",
+                parent.stream
+            ),
+            Some("remove `all_records`".into()),
         );
     }
 }

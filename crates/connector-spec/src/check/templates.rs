@@ -166,7 +166,7 @@ fn check_at(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, scope: Sco
             ),
             "record" if !scope.record => cx.error(
                 span_of(cx, ptr, src, shift, top),
-                "`record` is only available in `push` templates and a stream's `filter`",
+                "`record` is only available in `push` templates, a stream's `filter` and `transform`",
                 None,
             ),
             "token" if scope.token => {}
