@@ -136,6 +136,24 @@ fn modes(db: Db) {
     run(&["--write-mode", "orders=replace"])
         .expect_code(2)
         .expect_stderr(&["--write-mode orders=replace", "increments"]);
+
+    // Appending into the table the merges keyed: the key goes (PostgreSQL drops its
+    // constraint; DuckDB tables have none) and the re-read rows are added (the lookback
+    // re-reads nearly all), the merged ones kept.
+    api.upsert(order(5, 500, 4));
+    run(&["--write-mode", "orders=append"]).expect_code(0);
+    let appended = db.count(&format!(
+        "SELECT count(*) FROM {o} WHERE _load_id = (SELECT max(_load_id) FROM {o})"
+    ));
+    assert!(appended >= 100, "{appended} rows appended");
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {o}")),
+        121 + appended
+    );
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {o} WHERE id = 5")),
+        2
+    );
 }
 
 #[test]
@@ -285,7 +303,7 @@ fn types(db: Db) {
     );
     assert_eq!(
         db.count(&format!(
-            "SELECT count(*) FROM {t} WHERE \"when\" = CAST('2024-02-01T08:00:00Z' AS timestamptz) AND at = CAST('2024-01-01T00:00:00Z' AS timestamptz)"
+            "SELECT count(*) FROM {t} WHERE \"when\" = CAST('2024-02-01T08:00:00Z' AS timestamptz) AND \"at\" = CAST('2024-01-01T00:00:00Z' AS timestamptz)"
         )),
         1
     );
