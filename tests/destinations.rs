@@ -508,6 +508,22 @@ fn a_bad_destination_is_refused_before_any_request() {
     sb.sync(&server, &["--to", &unreachable, "--state", "s.json"])
         .expect_code(2)
         .expect_stderr(&["drop --state"]);
+    // The state of a database lives in its table: `runtime state` says so, with the SQL.
+    let spec = sb.path().join("spec.yaml");
+    let spec = spec.to_str().unwrap();
+    sb.run(&["state", "show", spec, "--to", "duckdb:x.duckdb"])
+        .expect_code(2)
+        .expect_stderr(&["_runtime_state", "SELECT stream, state"]);
+    sb.run(&[
+        "state",
+        "reset",
+        spec,
+        "--to",
+        "postgres://u:hunter2secret@h/db",
+    ])
+    .expect_code(2)
+    .expect_stderr(&["_runtime_state", "DELETE FROM"])
+    .expect_no_leak("hunter2secret");
     sb.sync(&server, &["--write-mode", "orders=append"])
         .expect_code(2)
         .expect_stderr(&["--write-mode applies to a database destination"]);
