@@ -143,15 +143,17 @@ def main():
                     if mode != "replace":
                         argv += ["--write-mode", f"orders={mode}"]
                     os.sync()
+                    load = os.getloadavg()[0]
                     wall, cpu, rss, code, err = measure(argv)
                     if code != 0:
                         raise SystemExit(f"{dest} {mode} failed (exit {code}):\n{err}")
                     rows = count_duck(path) if dest == "duckdb" else int(pg.sql(f"SELECT count(*) FROM {schema}.orders"))
                     ok = rows == args.records
                     r = {"dest": dest, "mode": mode, "wall_s": wall, "cpu_s": cpu, "rss_mib": rss / 1024,
-                         "rows": rows, "ok": ok, "rate": args.records / wall}
+                         "rows": rows, "ok": ok, "rate": args.records / wall, "load": load}
                     log(f"  {dest:<8} {mode:<7} run {i + 1}: {wall:6.2f}s {r['rate']:>10,.0f} rec/s "
-                        f"cpu {cpu:5.2f}s rss {r['rss_mib']:6.1f} MiB rows {rows:,}{'' if ok else ' WRONG'}")
+                        f"cpu {cpu:5.2f}s rss {r['rss_mib']:6.1f} MiB rows {rows:,}{'' if ok else ' WRONG'} "
+                        f"load {load:.2f}")
                     results.append(r)
                     if dest == "postgres":
                         pg.sql(f"DROP SCHEMA {schema} CASCADE")
@@ -167,8 +169,8 @@ def main():
         f"{args.records:,} records (bench/orders.yaml pages from nginx on loopback), "
         f"median of {args.runs} runs; peak RSS of the runtime process (highest run).",
         "",
-        "| destination | mode | median wall s | records/s | CPU s | peak RSS MiB | rows ok |",
-        "|---|---|---|---|---|---|---|",
+        "| destination | mode | median wall s | best wall s | records/s (median) | records/s (best) | CPU s | peak RSS MiB | load avg (1 min) at starts | rows ok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in args.modes.split(","):
         for dest in ["duckdb", "postgres"]:
@@ -176,10 +178,13 @@ def main():
             if not rs:
                 continue
             wall = statistics.median(r["wall_s"] for r in rs)
+            best = min(r["wall_s"] for r in rs)
+            loads = [r["load"] for r in rs]
             lines.append(
-                f"| {dest} | {mode} | {wall:.2f} | {args.records / wall:,.0f} | "
+                f"| {dest} | {mode} | {wall:.2f} | {best:.2f} | {args.records / wall:,.0f} | "
+                f"{args.records / best:,.0f} | "
                 f"{statistics.median(r['cpu_s'] for r in rs):.2f} | {max(r['rss_mib'] for r in rs):.1f} | "
-                f"{all(r['ok'] for r in rs)} |")
+                f"{min(loads):.1f}-{max(loads):.1f} | {all(r['ok'] for r in rs)} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     os.makedirs(bench.RESULTS, exist_ok=True)

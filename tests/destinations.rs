@@ -136,6 +136,24 @@ fn modes(db: Db) {
     run(&["--write-mode", "orders=replace"])
         .expect_code(2)
         .expect_stderr(&["--write-mode orders=replace", "increments"]);
+
+    // Appending into the table the merges keyed: the key goes (PostgreSQL drops its
+    // constraint; DuckDB tables have none) and the re-read rows are added (the lookback
+    // re-reads nearly all), the merged ones kept.
+    api.upsert(order(5, 500, 4));
+    run(&["--write-mode", "orders=append"]).expect_code(0);
+    let appended = db.count(&format!(
+        "SELECT count(*) FROM {o} WHERE _load_id = (SELECT max(_load_id) FROM {o})"
+    ));
+    assert!(appended >= 100, "{appended} rows appended");
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {o}")),
+        121 + appended
+    );
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {o} WHERE id = 5")),
+        2
+    );
 }
 
 #[test]
@@ -285,7 +303,7 @@ fn types(db: Db) {
     );
     assert_eq!(
         db.count(&format!(
-            "SELECT count(*) FROM {t} WHERE \"when\" = CAST('2024-02-01T08:00:00Z' AS timestamptz) AND at = CAST('2024-01-01T00:00:00Z' AS timestamptz)"
+            "SELECT count(*) FROM {t} WHERE \"when\" = CAST('2024-02-01T08:00:00Z' AS timestamptz) AND \"at\" = CAST('2024-01-01T00:00:00Z' AS timestamptz)"
         )),
         1
     );
@@ -490,6 +508,22 @@ fn a_bad_destination_is_refused_before_any_request() {
     sb.sync(&server, &["--to", &unreachable, "--state", "s.json"])
         .expect_code(2)
         .expect_stderr(&["drop --state"]);
+    // The state of a database lives in its table: `runtime state` says so, with the SQL.
+    let spec = sb.path().join("spec.yaml");
+    let spec = spec.to_str().unwrap();
+    sb.run(&["state", "show", spec, "--to", "duckdb:x.duckdb"])
+        .expect_code(2)
+        .expect_stderr(&["_runtime_state", "SELECT stream, state"]);
+    sb.run(&[
+        "state",
+        "reset",
+        spec,
+        "--to",
+        "postgres://u:hunter2secret@h/db",
+    ])
+    .expect_code(2)
+    .expect_stderr(&["_runtime_state", "DELETE FROM"])
+    .expect_no_leak("hunter2secret");
     sb.sync(&server, &["--write-mode", "orders=append"])
         .expect_code(2)
         .expect_stderr(&["--write-mode applies to a database destination"]);

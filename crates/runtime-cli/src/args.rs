@@ -233,6 +233,9 @@ pub enum StateAction {
         /// State file (default: <out>/state.json).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// A database destination: refused, with the SQL that shows its state instead.
+        #[arg(long)]
+        to: Option<String>,
     },
     /// Clear the state of all streams, or of some.
     Reset {
@@ -247,6 +250,9 @@ pub enum StateAction {
         /// Only these streams (comma-separated).
         #[arg(long, value_delimiter = ',')]
         streams: Vec<String>,
+        /// A database destination: refused, with the SQL that resets its state instead.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 

@@ -2,10 +2,12 @@
 //! transaction that evolves the target, moves the rows in and saves the state.
 
 use duckdb::Connection;
-use duckdb::types::{ToSqlOutput, Value as DValue, ValueRef};
+use duckdb::types::{TimeUnit, ToSqlOutput, Value as DValue, ValueRef};
 use serde_json::{Map, Value};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{Backend, Cell, Change, Column, Dialect, LoadError, Meta, Mode, Table, TableSpec};
+use sink_sql::{
+    Backend, Cell, Change, Column, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target,
+};
 
 const SQL: Dialect = Dialect::DuckDb;
 
@@ -49,18 +51,8 @@ pub struct DuckLoader {
     conn: Connection,
     shown: String,
     schema: String,
-    table: String,
-    target: String,
     stage_name: String,
-    stage: String,
-    state_table: String,
-    mode: Mode,
-    target_cols: Table,
-    target_exists: bool,
-    connector: String,
-    stream: String,
-    load_id: String,
-    staged: u64,
+    t: Target,
 }
 
 impl DuckLoader {
@@ -77,6 +69,9 @@ impl DuckLoader {
         let table = short_name(&spec.stream);
         let at = format!("{shown}: table {schema}.{table}");
         let err = |e: duckdb::Error| db_err(&at, &e);
+        // Timestamps are appended as UTC instants; a session in another zone would
+        // shift them on their way into `timestamptz`.
+        conn.execute_batch("SET TimeZone = 'UTC'").map_err(err)?;
         let (physical, target_exists) = read_columns(&conn, schema, &table)?;
         let declared = Table::from_schema(spec.schema.as_ref());
         let target = qualified(schema, &table);
@@ -92,14 +87,9 @@ impl DuckLoader {
                 conn.execute_batch(&sql).map_err(err)?;
                 (declared, physical)
             }
-            mode => {
+            _ => {
                 let mut model = declared;
                 model.absorb(&physical);
-                let key = match mode {
-                    Mode::Merge { key, .. } => Some(key.as_slice()),
-                    _ => None,
-                };
-                let _ = key;
                 let mut sql = format!("DROP TABLE IF EXISTS {stage}; ");
                 let target_cols = physical;
                 sql.push_str(&SQL.create_table(&stage, &model, None, true));
@@ -111,38 +101,27 @@ impl DuckLoader {
             conn,
             shown: at,
             schema: schema.to_owned(),
-            table,
-            target,
             stage_name,
-            stage,
-            state_table: qualified(schema, sink_sql::STATE_TABLE),
-            mode: spec.mode.clone(),
-            target_cols,
-            target_exists,
-            connector: connector.to_owned(),
-            stream: spec.stream.clone(),
-            load_id: load_id.to_owned(),
-            staged: 0,
+            t: Target {
+                table,
+                target,
+                stage,
+                state_table: qualified(schema, sink_sql::STATE_TABLE),
+                mode: spec.mode.clone(),
+                key_name: String::new(),
+                cols: target_cols,
+                exists: target_exists,
+                connector: connector.to_owned(),
+                stream: spec.stream.clone(),
+                load_id: load_id.to_owned(),
+                staged: 0,
+            },
         };
         Ok((loader, model))
     }
 
     fn err(&self, e: duckdb::Error) -> LoadError {
         db_err(&self.shown, &e)
-    }
-
-    /// The target table, created (in the publishing transaction) with the columns known
-    /// by then, so the key columns exist and have their types.
-    fn create_target(&self, model: &Table) -> String {
-        let key = match &self.mode {
-            Mode::Merge { key, .. } => Some((key.as_slice(), "")),
-            _ => None,
-        };
-        SQL.create_table(&self.target, model, key, false)
-    }
-
-    fn is_replace(&self) -> bool {
-        self.mode == Mode::Replace
     }
 }
 
@@ -153,7 +132,11 @@ fn to_sql<'a>(cell: &'a Cell<'a>) -> ToSqlOutput<'a> {
         Cell::Int(i) => ToSqlOutput::Owned(DValue::BigInt(*i)),
         Cell::Float(f) => ToSqlOutput::Owned(DValue::Double(*f)),
         Cell::Bool(b) => ToSqlOutput::Owned(DValue::Boolean(*b)),
-        Cell::Timestamp(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        // As a value: the appender's own cast from text would drop the UTC offset.
+        Cell::Timestamp(s) => match sink_sql::timestamp_micros(s) {
+            Some(us) => ToSqlOutput::Owned(DValue::Timestamp(TimeUnit::Microsecond, us)),
+            None => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        },
         Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         Cell::Json(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
     }
@@ -173,7 +156,7 @@ impl DuckLoader {
 
 impl Backend for DuckLoader {
     fn evolve(&mut self, _model: &Table, changes: &[Change]) -> Result<(), LoadError> {
-        let sql = SQL.alter(&self.stage, changes).join("; ");
+        let sql = SQL.alter(&self.t.stage, changes).join("; ");
         self.conn.execute_batch(&sql).map_err(|e| self.err(e))
     }
 
@@ -186,10 +169,17 @@ impl Backend for DuckLoader {
         if rows.is_empty() {
             return Ok(());
         }
-        let replace = self.is_replace();
+        let replace = self.t.is_replace();
+        // Named columns: evolution adds columns after the metadata ones, so the staging
+        // table's order is not the model's.
+        let mut names: Vec<&str> = model.columns().iter().map(|c| c.name.as_str()).collect();
+        names.extend([LOAD_ID, EXTRACTED_AT]);
+        if !replace {
+            names.push(ROW);
+        }
         let mut app = self
             .conn
-            .appender_to_db(&self.stage_name, &self.schema)
+            .appender_with_columns_to_db(&self.stage_name, &self.schema, &names)
             .map_err(|e| db_err(&self.shown, &e))?;
         let mut slots = Vec::with_capacity(model.columns().len());
         let mut cells: Vec<Cell<'_>> = Vec::with_capacity(model.columns().len() + 3);
@@ -208,7 +198,7 @@ impl Backend for DuckLoader {
                 .map_err(|e| db_err(&self.shown, &e))?;
         }
         app.flush().map_err(|e| db_err(&self.shown, &e))?;
-        self.staged += rows.len() as u64;
+        self.t.staged += rows.len() as u64;
         Ok(())
     }
 
@@ -218,41 +208,7 @@ impl Backend for DuckLoader {
         state: Option<&str>,
         finish: bool,
     ) -> Result<(), LoadError> {
-        let mut sql = Vec::new();
-        if self.is_replace() {
-            if !finish {
-                return Ok(());
-            }
-            // The swap: the old table stays readable until this commits.
-            sql.push(format!("DROP TABLE IF EXISTS {}", self.target));
-            sql.push(format!(
-                "ALTER TABLE {} RENAME TO {}",
-                self.stage,
-                quote(&self.table)
-            ));
-        } else {
-            if self.target_exists {
-                sql.extend(SQL.alter(&self.target, &model.diff(&self.target_cols)));
-            } else {
-                sql.push(self.create_target(model));
-            }
-            if self.staged > 0 {
-                sql.push(SQL.publish(&self.target, &self.stage, model, &self.mode));
-                sql.push(format!("DELETE FROM {}", self.stage));
-            }
-            if finish {
-                sql.push(format!("DROP TABLE IF EXISTS {}", self.stage));
-            }
-        }
-        if let Some(s) = state {
-            sql.push(SQL.save_state(
-                &self.state_table,
-                &self.connector,
-                &self.stream,
-                s,
-                &self.load_id,
-            ));
-        }
+        let sql = self.t.statements(SQL, model, state, finish);
         if sql.is_empty() {
             return Ok(());
         }
@@ -268,15 +224,13 @@ impl Backend for DuckLoader {
                 other => break other?,
             }
         }
-        self.target_cols = model.clone();
-        self.target_exists = true;
-        self.staged = 0;
+        self.t.published(model);
         Ok(())
     }
 
     fn abandon(&mut self) {
         let _ = self
             .conn
-            .execute_batch(&format!("DROP TABLE IF EXISTS {}", self.stage));
+            .execute_batch(&format!("DROP TABLE IF EXISTS {}", self.t.stage));
     }
 }

@@ -6,7 +6,9 @@ use std::io::Write;
 use postgres::{Client, NoTls};
 use serde_json::{Map, Value};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{Backend, Cell, Change, Column, Dialect, LoadError, Meta, Mode, Table, TableSpec};
+use sink_sql::{
+    Backend, Cell, Change, Column, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target,
+};
 
 use crate::target::PgTarget;
 
@@ -76,19 +78,10 @@ fn read_columns(
 pub struct PgLoader {
     client: Client,
     shown: String,
-    table: String,
-    target: String,
-    stage: String,
-    state_table: String,
-    mode: Mode,
-    key_name: String,
-    target_cols: Table,
-    target_exists: bool,
-    connector: String,
-    stream: String,
-    load_id: String,
-    staged: u64,
+    t: Target,
+    /// Rows encoded for `copy`, not sent yet.
     buf: Vec<u8>,
+    copy: Option<String>,
 }
 
 impl PgLoader {
@@ -158,6 +151,15 @@ impl PgLoader {
                         sink_sql::sql::list(k)
                     ));
                 }
+                if *mode == Mode::Append && target_exists {
+                    // A table an earlier run merged into: appended rows repeat keys, so
+                    // its key (constraint or unique index) goes; the rows stay.
+                    sql.push_str(&format!(
+                        "ALTER TABLE {qualified_target} DROP CONSTRAINT IF EXISTS {k}; DROP INDEX IF EXISTS {}; ",
+                        qualified(&target.schema, &key_name),
+                        k = quote(&key_name),
+                    ));
+                }
                 let target_cols = physical;
                 let stage = quote("_runtime_stage");
                 sql.push_str(&SQL.create_table(&format!("pg_temp.{stage}"), &model, None, true));
@@ -168,39 +170,28 @@ impl PgLoader {
         let loader = Self {
             client,
             shown: at,
-            table,
-            target: qualified_target,
-            stage,
-            state_table: qualified(&target.schema, sink_sql::STATE_TABLE),
-            mode: spec.mode.clone(),
-            key_name,
-            target_cols,
-            target_exists,
-            connector: connector.to_owned(),
-            stream: spec.stream.clone(),
-            load_id: load_id.to_owned(),
-            staged: 0,
-            buf: Vec::with_capacity(1 << 20),
+            t: Target {
+                table,
+                target: qualified_target,
+                stage,
+                state_table: qualified(&target.schema, sink_sql::STATE_TABLE),
+                mode: spec.mode.clone(),
+                key_name,
+                cols: target_cols,
+                exists: target_exists,
+                connector: connector.to_owned(),
+                stream: spec.stream.clone(),
+                load_id: load_id.to_owned(),
+                staged: 0,
+            },
+            buf: Vec::with_capacity(COPY_BYTES + (1 << 20)),
+            copy: None,
         };
         Ok((loader, model))
     }
 
     fn err(&self, e: postgres::Error) -> LoadError {
         pg_err(&self.shown, &e)
-    }
-
-    /// The target table, created (in the publishing transaction) with the columns known
-    /// by then, so the key columns exist and have their types.
-    fn create_target(&self, model: &Table) -> String {
-        let key = match &self.mode {
-            Mode::Merge { key, .. } => Some((key.as_slice(), self.key_name.as_str())),
-            _ => None,
-        };
-        SQL.create_table(&self.target, model, key, false)
-    }
-
-    fn is_replace(&self) -> bool {
-        self.mode == Mode::Replace
     }
 }
 
@@ -210,7 +201,9 @@ impl Backend for PgLoader {
     }
 
     fn evolve(&mut self, _model: &Table, changes: &[Change]) -> Result<(), LoadError> {
-        let sql = SQL.alter(&self.stage, changes).join("; ");
+        // Rows encoded for the old columns go first.
+        self.flush()?;
+        let sql = SQL.alter(&self.t.stage, changes).join("; ");
         self.client.batch_execute(&sql).map_err(|e| self.err(e))
     }
 
@@ -223,42 +216,46 @@ impl Backend for PgLoader {
         if rows.is_empty() {
             return Ok(());
         }
-        let replace = self.is_replace();
-        self.buf.clear();
+        let replace = self.t.is_replace();
+        let copy = copy_statement(&self.t.stage, model, replace);
+        if self.copy.as_ref().is_some_and(|c| *c != copy) {
+            self.flush()?;
+        }
+        // The metadata columns are the same for the whole page: encoded once.
+        let mut tail = Vec::with_capacity(64);
+        tail.push(b'\t');
+        put_text(&mut tail, &meta.load_id);
+        tail.push(b'\t');
+        put_text(&mut tail, &meta.extracted_at);
         let mut slots = Vec::with_capacity(model.columns().len());
         for (i, r) in rows.iter().enumerate() {
             model.fill(r, &mut slots);
-            for (c, v) in model.columns().iter().zip(&slots) {
+            for (n, (c, v)) in model.columns().iter().zip(&slots).enumerate() {
+                if n > 0 {
+                    self.buf.push(b'\t');
+                }
                 match v {
                     Some(v) => put_cell(&mut self.buf, &Cell::new(c.ty, v)),
                     None => self.buf.extend_from_slice(b"\\N"),
                 }
-                self.buf.push(b'\t');
             }
-            put_text(&mut self.buf, &meta.load_id);
-            self.buf.push(b'\t');
-            put_text(&mut self.buf, &meta.extracted_at);
+            if model.columns().is_empty() {
+                // No data column: the tail's leading tab would open an empty one.
+                self.buf.extend_from_slice(&tail[1..]);
+            } else {
+                self.buf.extend_from_slice(&tail);
+            }
             if !replace {
                 self.buf.push(b'\t');
                 let _ = write!(self.buf, "{}", meta.first_row + i as i64);
             }
             self.buf.push(b'\n');
         }
-        let mut names: Vec<String> = model.columns().iter().map(|c| quote(&c.name)).collect();
-        names.push(quote(LOAD_ID));
-        names.push(quote(EXTRACTED_AT));
-        if !replace {
-            names.push(quote(ROW));
+        self.copy = Some(copy);
+        self.t.staged += rows.len() as u64;
+        if self.buf.len() >= COPY_BYTES {
+            self.flush()?;
         }
-        let copy = format!("COPY {} ({}) FROM STDIN", self.stage, names.join(", "));
-        let mut w = self
-            .client
-            .copy_in(&copy)
-            .map_err(|e| pg_err(&self.shown, &e))?;
-        w.write_all(&self.buf)
-            .map_err(|e| LoadError(format!("{}: COPY: {e}", self.shown)))?;
-        w.finish().map_err(|e| pg_err(&self.shown, &e))?;
-        self.staged += rows.len() as u64;
         Ok(())
     }
 
@@ -268,38 +265,8 @@ impl Backend for PgLoader {
         state: Option<&str>,
         finish: bool,
     ) -> Result<(), LoadError> {
-        let mut sql = Vec::new();
-        if self.is_replace() {
-            if !finish {
-                return Ok(());
-            }
-            // The swap: the old table stays readable until this commits.
-            sql.push(format!("DROP TABLE IF EXISTS {}", self.target));
-            sql.push(format!(
-                "ALTER TABLE {} RENAME TO {}",
-                self.stage,
-                quote(&self.table)
-            ));
-        } else {
-            if self.target_exists {
-                sql.extend(SQL.alter(&self.target, &model.diff(&self.target_cols)));
-            } else {
-                sql.push(self.create_target(model));
-            }
-            if self.staged > 0 {
-                sql.push(SQL.publish(&self.target, &self.stage, model, &self.mode));
-                sql.push(format!("TRUNCATE {}", self.stage));
-            }
-        }
-        if let Some(s) = state {
-            sql.push(SQL.save_state(
-                &self.state_table,
-                &self.connector,
-                &self.stream,
-                s,
-                &self.load_id,
-            ));
-        }
+        self.flush()?;
+        let sql = self.t.statements(SQL, model, state, finish);
         if sql.is_empty() {
             return Ok(());
         }
@@ -311,18 +278,52 @@ impl Backend for PgLoader {
             tx.batch_execute(s).map_err(|e| pg_err(&self.shown, &e))?;
         }
         tx.commit().map_err(|e| pg_err(&self.shown, &e))?;
-        self.target_cols = model.clone();
-        self.target_exists = true;
-        self.staged = 0;
+        self.t.published(model);
         Ok(())
     }
 
     fn abandon(&mut self) {
-        if self.is_replace() {
+        if self.t.is_replace() {
             let _ = self
                 .client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", self.stage));
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", self.t.stage));
         }
+    }
+}
+
+/// Rows go to the server in `COPY`s of about this many bytes: several pages each, so
+/// fewer statements and round trips than one per page, memory still bounded.
+const COPY_BYTES: usize = 4 << 20;
+
+/// The `COPY` of the staging table's columns in the model's order.
+fn copy_statement(stage: &str, model: &Table, replace: bool) -> String {
+    let mut names: Vec<String> = model.columns().iter().map(|c| quote(&c.name)).collect();
+    names.push(quote(LOAD_ID));
+    names.push(quote(EXTRACTED_AT));
+    if !replace {
+        names.push(quote(ROW));
+    }
+    format!("COPY {stage} ({}) FROM STDIN", names.join(", "))
+}
+
+impl PgLoader {
+    /// Sends the encoded rows (one `COPY`).
+    fn flush(&mut self) -> Result<(), LoadError> {
+        let Some(copy) = self.copy.take() else {
+            return Ok(());
+        };
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut w = self
+            .client
+            .copy_in(&copy)
+            .map_err(|e| pg_err(&self.shown, &e))?;
+        w.write_all(&self.buf)
+            .map_err(|e| LoadError(format!("{}: COPY: {e}", self.shown)))?;
+        w.finish().map_err(|e| pg_err(&self.shown, &e))?;
+        self.buf.clear();
+        Ok(())
     }
 }
 

@@ -7,15 +7,17 @@
 //! engine's types (streams, state): the database crates translate.
 
 pub mod plan;
+pub mod publish;
 pub mod sql;
 pub mod table;
 pub mod types;
 pub mod worker;
 
 pub use plan::{TableSpec, mode_for};
+pub use publish::Target;
 pub use sql::{Dialect, Mode};
 pub use table::{Change, Column, Table};
-pub use types::{Cell, SqlType};
+pub use types::{Cell, SqlType, timestamp_micros};
 pub use worker::{Backend, LoadError, Meta, Worker};
 
 /// The state table's name, in the destination's schema.

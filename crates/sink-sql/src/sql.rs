@@ -94,12 +94,14 @@ impl Dialect {
         if staging {
             cols.push(format!("{} bigint", quote(ROW)));
         }
-        if let Some(k) = key {
-            let named = match self {
-                Dialect::Postgres => format!("CONSTRAINT {} ", quote(key_name)),
-                Dialect::DuckDb => String::new(),
-            };
-            cols.push(format!("{named}PRIMARY KEY ({})", list(k)));
+        // DuckDB gets no key: its indexes forbid ALTER TABLE (schema evolution) and
+        // cannot be dropped; its merge is a MERGE INTO, which needs none.
+        if let (Some(k), Dialect::Postgres) = (key, self) {
+            cols.push(format!(
+                "CONSTRAINT {} PRIMARY KEY ({})",
+                quote(key_name),
+                list(k)
+            ));
         }
         format!("CREATE TABLE IF NOT EXISTS {table} ({})", cols.join(", "))
     }
@@ -165,28 +167,38 @@ impl Dialect {
             Some(c) => format!("{keys}, {} DESC NULLS LAST, {} DESC", quote(c), quote(ROW)),
             None => format!("{keys}, {} DESC", quote(ROW)),
         };
-        let set = names
+        let latest = format!("SELECT DISTINCT ON ({keys}) {cols} FROM {stage} ORDER BY {order}");
+        let non_key: Vec<&String> = names
             .iter()
             .filter(|n| !key.iter().any(|k| quote(k) == **n))
+            .collect();
+        if self == Dialect::DuckDb {
+            return duck_merge(target, &latest, key, cursor.as_deref(), &names, &non_key);
+        }
+        let set = non_key
+            .iter()
             .map(|n| format!("{n} = excluded.{n}"))
             .collect::<Vec<_>>()
             .join(", ");
         // An older version (a lookback window re-reading a record) never overwrites a newer one.
-        // PostgreSQL names the existing row by the table's alias; DuckDB by bare names.
-        let (alias, old) = match self {
-            Dialect::Postgres => (" AS t", "t."),
-            Dialect::DuckDb => ("", ""),
-        };
         let newer = match cursor {
             Some(c) => {
                 let c = quote(c);
-                format!(" WHERE {old}{c} IS NULL OR excluded.{c} >= {old}{c}")
+                format!(" WHERE t.{c} IS NULL OR excluded.{c} >= t.{c}")
             }
             None => String::new(),
         };
         format!(
-            "INSERT INTO {target}{alias} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} ORDER BY {order} ON CONFLICT ({keys}) DO UPDATE SET {set}{newer}"
+            "INSERT INTO {target} AS t ({cols}) {latest} ON CONFLICT ({keys}) DO UPDATE SET {set}{newer}"
         )
+    }
+
+    /// Empties the staging table after its rows moved in (inside the transaction).
+    pub fn clear(self, stage: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("TRUNCATE {stage}"),
+            Dialect::DuckDb => format!("DELETE FROM {stage}"),
+        }
     }
 
     /// `CREATE TABLE` of the state table: one row per connector and stream.
@@ -215,6 +227,44 @@ impl Dialect {
             literal(load_id)
         )
     }
+}
+
+/// DuckDB's merge: `MERGE INTO` joined on the key (a hash join, no index needed); a
+/// matched row is updated only when the staged version is not older.
+fn duck_merge(
+    target: &str,
+    latest: &str,
+    key: &[String],
+    cursor: Option<&str>,
+    names: &[String],
+    non_key: &[&String],
+) -> String {
+    let on = key
+        .iter()
+        .map(|k| format!("t.{k} = s.{k}", k = quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let newer = match cursor {
+        Some(c) => {
+            let c = quote(c);
+            format!(" AND (t.{c} IS NULL OR s.{c} >= t.{c})")
+        }
+        None => String::new(),
+    };
+    let set = non_key
+        .iter()
+        .map(|n| format!("{n} = s.{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = names
+        .iter()
+        .map(|n| format!("s.{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "MERGE INTO {target} AS t USING ({latest}) AS s ON ({on}) WHEN MATCHED{newer} THEN UPDATE SET {set} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({values})",
+        names.join(", ")
+    )
 }
 
 /// Quoted, comma-separated names.
@@ -259,8 +309,20 @@ mod tests {
             "{sql}"
         );
         let key = ["id".to_owned()];
-        let create = Dialect::DuckDb.create_table("\"o\"", &model, Some((&key, "k")), false);
+        let create = Dialect::Postgres.create_table("\"o\"", &model, Some((&key, "k")), false);
         assert!(create.contains("\"id\" bigint NOT NULL"), "{create}");
         assert!(create.contains("PRIMARY KEY (\"id\")"), "{create}");
+        let create = Dialect::DuckDb.create_table("\"o\"", &model, Some((&key, "k")), false);
+        assert!(create.contains("\"id\" bigint NOT NULL"), "{create}");
+        assert!(!create.contains("PRIMARY KEY"), "{create}");
+        let sql = Dialect::DuckDb.publish("\"o\"", "\"s\"", &model, &mode);
+        assert!(
+            sql.starts_with("MERGE INTO \"o\" AS t USING (SELECT DISTINCT ON (\"id\")"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("WHEN MATCHED AND (t.\"updated_at\" IS NULL OR s.\"updated_at\" >= t.\"updated_at\") THEN UPDATE SET \"updated_at\" = s.\"updated_at\""),
+            "{sql}"
+        );
     }
 }

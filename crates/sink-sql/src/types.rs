@@ -95,6 +95,13 @@ pub fn is_datetime(s: &str) -> bool {
         && time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
 }
 
+/// An RFC 3339 date-time as microseconds since the Unix epoch (its offset applied);
+/// `None` when it is not one.
+pub fn timestamp_micros(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1000).ok()
+}
+
 /// One value ready for a column of a given type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {
@@ -184,5 +191,10 @@ mod tests {
             Cell::Text(Cow::Owned("7".into()))
         );
         assert_eq!(Cell::new(Json, &json!("a")), Cell::Json("\"a\"".into()));
+        assert_eq!(
+            timestamp_micros("2024-02-01T10:00:00.5+02:00"),
+            Some(1_706_774_400_500_000)
+        );
+        assert_eq!(timestamp_micros("soon"), None);
     }
 }
