@@ -245,24 +245,16 @@ fn config_default(parts: &Parts, select: &Template) -> Option<(String, String)> 
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::diagnostic::Severity;
 
     /// (line, col, message, help) of every error of a spec whose `http:` block is `http`.
     fn errors(config: &str, http: &str) -> Vec<(usize, usize, String, Option<String>)> {
         let text = format!(
             "version: 1\nname: t\nconfig:\n  k: {{ type: string, secret: true }}\n{config}http:\n  base_url: https://x\n{http}streams:\n  a: {{ path: /a, records: $ }}\n"
         );
-        match crate::load::load_str(Path::new("t.yaml"), &text) {
-            Ok(_) => Vec::new(),
-            Err(e) => e
-                .diagnostics
-                .into_iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(|d| (d.location.line, d.location.col, d.message, d.help))
-                .collect(),
-        }
+        super::super::errors_in(&text)
+            .into_iter()
+            .map(|d| (d.location.line, d.location.col, d.message, d.help))
+            .collect()
     }
 
     #[test]

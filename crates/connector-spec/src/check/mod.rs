@@ -423,26 +423,31 @@ impl Ctx<'_> {
     }
 }
 
+/// The error diagnostics of a spec text (for the checks' unit tests).
+#[cfg(test)]
+pub(crate) fn errors_in(text: &str) -> Vec<crate::diagnostic::Diagnostic> {
+    match crate::load::load_str(std::path::Path::new("t.yaml"), text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-
-    use crate::diagnostic::Severity;
 
     const HEAD: &str = "version: 1\nname: t\nconfig:\n  key: { type: strng }\n  region: { type: string }\nhttp: { base_url: \"https://x\" }\n";
 
     /// (line, col, message) of every error.
     fn errors(body: &str) -> Vec<(usize, usize, String)> {
-        let text = format!("{HEAD}{body}");
-        match crate::load::load_str(Path::new("t.yaml"), &text) {
-            Ok(_) => Vec::new(),
-            Err(e) => e
-                .diagnostics
-                .into_iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(|d| (d.location.line, d.location.col, d.message))
-                .collect(),
-        }
+        super::errors_in(&format!("{HEAD}{body}"))
+            .into_iter()
+            .map(|d| (d.location.line, d.location.col, d.message))
+            .collect()
     }
 
     fn meaning(body: &str) -> Vec<(usize, usize, String)> {

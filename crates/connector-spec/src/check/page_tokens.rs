@@ -189,22 +189,14 @@ fn stream_base(ptr: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::diagnostic::Severity;
 
     /// (line, col, message) of every error of a spec with this `http` and these streams.
     fn errors(http: &str, streams: &str) -> Vec<(usize, usize, String)> {
         let text = format!("version: 1\nname: t\nhttp: {http}\nstreams:\n{streams}");
-        match crate::load::load_str(Path::new("t.yaml"), &text) {
-            Ok(_) => Vec::new(),
-            Err(e) => e
-                .diagnostics
-                .into_iter()
-                .filter(|d| d.severity == Severity::Error)
-                .map(|d| (d.location.line, d.location.col, d.message))
-                .collect(),
-        }
+        super::super::errors_in(&text)
+            .into_iter()
+            .map(|d| (d.location.line, d.location.col, d.message))
+            .collect()
     }
 
     const HTTP: &str = "{ base_url: \"https://x\" }";
