@@ -12,22 +12,8 @@ cargo build --quiet --locked -p demo-api
 cargo build --quiet --locked -p runtime-cli --features duckdb-linked
 bin=./target/debug
 
-log=$(mktemp)
-"$bin/demo-api" --listen 127.0.0.1:0 >"$log" 2>/dev/null &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
-
-url=""
-for _ in $(seq 1 100); do
-  url=$(grep -m1 -o 'http://[^ ]*' "$log" || true)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-if [ -z "$url" ]; then
-  echo "error: the demo API did not start" >&2
-  exit 1
-fi
-echo "demo API at $url"
+# shellcheck source=scripts/demo-api-start.sh
+source scripts/demo-api-start.sh
 
 db=output/orders.duckdb
 rm -f "$db" "$db.wal"
