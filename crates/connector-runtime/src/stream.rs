@@ -13,6 +13,7 @@ use crate::paginate::{Paginator, Stop};
 use crate::records::dedup::{Dedup, Limit};
 use crate::records::fetch::{self, CutShort};
 use crate::records::filter::Filter;
+use crate::records::output::Lines;
 use crate::records::transform::Transform;
 use crate::records::window_stage::WindowStage;
 use crate::records::{Child, Page, Pass, Stages, children::Children};
@@ -225,6 +226,9 @@ impl StreamRun {
         let mut pager = Paginator::new(&self.stream.pagination);
         let mut target = pager.first();
         let mut cut = CutShort::default();
+        // One buffer for every page of the pass: a page's lines reuse the capacity the
+        // previous page grew, instead of allocating and growing it again.
+        let mut lines = Lines::new();
         loop {
             if self.is_full() {
                 return Ok(Stop::MaxPages);
@@ -260,7 +264,7 @@ impl StreamRun {
                 .stages
                 .templates()
                 .then(|| minijinja::Value::from(minijinja::value::Serde(&ctx)));
-            let parents = self.run_page(engine, &pass, &page, base.as_ref())?;
+            let parents = self.run_page(engine, &pass, &page, base.as_ref(), &mut lines)?;
             self.stages.children.feed(parents).await;
             if self.is_full() {
                 return Ok(Stop::MaxPages);

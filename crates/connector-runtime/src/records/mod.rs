@@ -130,17 +130,18 @@ pub(crate) struct Pass<'s> {
 impl StreamRun {
     /// Runs a page's records through the stages and writes them; returns the records
     /// for the children. `base` is what templates read besides `record` (present when
-    /// a transform or filter needs it).
+    /// a transform or filter needs it). `lines` is the pass's buffer, empty when it
+    /// returns normally.
     pub(crate) fn run_page(
         &self,
         engine: &Engine,
         pass: &Pass<'_>,
         page: &Page<'_>,
         base: Option<&minijinja::Value>,
+        lines: &mut Lines,
     ) -> Result<Vec<ForChildren>, StreamError> {
         let st = &self.stages;
         let parse = st.parse(pass);
-        let mut lines = Lines::new();
         let mut written = 0u64;
         let mut parents = Vec::new();
         for raw in &page.records {
