@@ -24,6 +24,7 @@ impl Lines {
     }
 
     /// Appends one record; `include` fields the record lacks go first.
+    #[inline]
     pub(crate) fn push(&mut self, rec: &Rec<'_>, include: &[(String, Value)]) {
         if include.is_empty() {
             write_text(&mut self.buf, rec.text(), &[]);
