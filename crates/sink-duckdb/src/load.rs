@@ -5,9 +5,7 @@ use duckdb::Connection;
 use duckdb::types::{TimeUnit, ToSqlOutput, Value as DValue, ValueRef};
 use serde_json::{Map, Value};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{
-    Backend, Cell, Change, Column, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target,
-};
+use sink_sql::{Backend, Cell, Change, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target};
 
 const SQL: Dialect = Dialect::DuckDb;
 
@@ -32,18 +30,11 @@ fn read_columns(conn: &Connection, schema: &str, table: &str) -> Result<(Table, 
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })
         .map_err(|e| db_err(&what, &e))?;
-    let mut cols = Vec::new();
-    let mut exists = false;
-    for r in rows {
-        let (name, ty) = r.map_err(|e| db_err(&what, &e))?;
-        exists = true;
-        if [LOAD_ID, EXTRACTED_AT, ROW].contains(&name.as_str()) {
-            continue;
-        }
-        let ty = SQL.parse_type(&ty).unwrap_or(sink_sql::SqlType::Text);
-        cols.push(Column { name, ty });
-    }
-    Ok((Table::new(cols), exists))
+    let rows = rows
+        .collect::<Result<Vec<(String, String)>, _>>()
+        .map_err(|e| db_err(&what, &e))?;
+    let exists = !rows.is_empty();
+    Ok((SQL.catalog_table(rows), exists))
 }
 
 /// One stream's connection (a clone of the destination's) and tables.

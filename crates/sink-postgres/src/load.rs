@@ -6,9 +6,7 @@ use std::io::Write;
 use postgres::{Client, NoTls};
 use serde_json::{Map, Value};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{
-    Backend, Cell, Change, Column, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target,
-};
+use sink_sql::{Backend, Cell, Change, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target};
 
 use crate::target::PgTarget;
 
@@ -58,20 +56,9 @@ fn read_columns(
             &[&schema, &table],
         )
         .map_err(|e| pg_err(&format!("cannot read the columns of {schema}.{table}"), &e))?;
-    let mut cols = Vec::new();
-    let mut exists = false;
-    for r in rows {
-        let name: String = r.get(0);
-        let ty: String = r.get(1);
-        exists = true;
-        if [LOAD_ID, EXTRACTED_AT, ROW].contains(&name.as_str()) {
-            continue;
-        }
-        // A column someone changed to a type of their own: written as text, cast by the server.
-        let ty = SQL.parse_type(&ty).unwrap_or(sink_sql::SqlType::Text);
-        cols.push(Column { name, ty });
-    }
-    Ok((Table::new(cols), exists))
+    let exists = !rows.is_empty();
+    let table = SQL.catalog_table(rows.iter().map(|r| (r.get(0), r.get(1))));
+    Ok((table, exists))
 }
 
 /// One stream's connection and tables.

@@ -54,6 +54,21 @@ impl Dialect {
         }
     }
 
+    /// An existing table's data columns from the catalog's `(name, type)` rows, in order:
+    /// the metadata columns left out, and a column someone changed to a type of their own
+    /// read as text (written as text, cast by the database).
+    pub fn catalog_table(self, rows: impl IntoIterator<Item = (String, String)>) -> Table {
+        Table::new(
+            rows.into_iter()
+                .filter(|(name, _)| ![LOAD_ID, EXTRACTED_AT, ROW].contains(&name.as_str()))
+                .map(|(name, ty)| Column {
+                    ty: self.parse_type(&ty).unwrap_or(SqlType::Text),
+                    name,
+                })
+                .collect(),
+        )
+    }
+
     /// The column type a catalog reports, back in the model (`None`: not one of ours).
     pub fn parse_type(self, name: &str) -> Option<SqlType> {
         Some(match name.to_ascii_lowercase().as_str() {
