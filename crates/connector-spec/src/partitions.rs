@@ -78,10 +78,10 @@ impl PartitionSource {
 impl Stream {
     /// The stream this one waits for: its `parent`, or the stream of a partition list.
     pub fn upstream(&self) -> Option<&str> {
-        self.parent
-            .as_ref()
-            .map(|p| p.stream.as_str())
-            .or_else(|| self.partition_stream().map(|(_, s)| s.stream.as_deref().unwrap_or("")))
+        self.parent.as_ref().map(|p| p.stream.as_str()).or_else(|| {
+            self.partition_stream()
+                .map(|(_, s)| s.stream.as_deref().unwrap_or(""))
+        })
     }
 
     /// The partition list that reads another stream's records, with its name.
@@ -132,7 +132,10 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, name: &str, base: &str, str
                 cx.error(
                     cx.key(&join(&p, "stream")),
                     "only one partition list of a stream may come from another stream",
-                    Some("keep one `stream:` list; the others can be literal or `config:` lists".into()),
+                    Some(
+                        "keep one `stream:` list; the others can be literal or `config:` lists"
+                            .into(),
+                    ),
                 );
             }
         }
@@ -153,7 +156,10 @@ fn source(
         (None, None) => cx.error(
             cx.value(p),
             "a partition list needs values, `config: <name>` or `stream: <name>` with `field`",
-            Some("e.g. `[open, closed]`, `{ config: repos }` or `{ stream: accounts, field: id }`".into()),
+            Some(
+                "e.g. `[open, closed]`, `{ config: repos }` or `{ stream: accounts, field: id }`"
+                    .into(),
+            ),
         ),
         (Some(_), Some(_)) => cx.error(
             cx.key(&join(p, "stream")),
@@ -182,8 +188,16 @@ fn config_list(cx: &mut Ctx<'_>, parts: &Parts, p: &str, c: &str) {
     let Some((_, decl)) = parts.config.iter().find(|(n, _)| n == c) else {
         if !parts.config_names.iter().any(|n| n == c) {
             let help = suggest::did_you_mean(c, parts.config_names.iter().map(String::as_str))
-                .or_else(|| Some(format!("declare it under `config:`, e.g. `{c}: {{ type: array }}`")));
-            cx.error(at, format!("config `{c}` is not declared in `config`"), help);
+                .or_else(|| {
+                    Some(format!(
+                        "declare it under `config:`, e.g. `{c}: {{ type: array }}`"
+                    ))
+                });
+            cx.error(
+                at,
+                format!("config `{c}` is not declared in `config`"),
+                help,
+            );
         }
         return;
     };
@@ -197,7 +211,9 @@ fn config_list(cx: &mut Ctx<'_>, parts: &Parts, p: &str, c: &str) {
     if decl.secret {
         cx.error(
             at,
-            format!("config `{c}` is a secret; partition values appear in the state file and in errors"),
+            format!(
+                "config `{c}` is a secret; partition values appear in the state file and in errors"
+            ),
             Some("partition over values that are not secret".into()),
         );
     }
@@ -215,7 +231,11 @@ fn stream_list(
 ) {
     let at = cx.value(&join(p, "stream"));
     if s == name {
-        cx.error(at, format!("stream `{name}` takes its partitions from itself"), None);
+        cx.error(
+            at,
+            format!("stream `{name}` takes its partitions from itself"),
+            None,
+        );
     } else if !parts.stream_names.iter().any(|n| n == s) {
         let others = parts
             .stream_names
@@ -342,10 +362,16 @@ mod tests {
         assert_eq!((x.0, x.1), (10, 18));
         assert_eq!(x.3.as_deref(), Some("did you mean `partition.repo`?"));
         let x = find("config `repo` is not declared");
-        assert_eq!((x.0, x.1, x.3.as_deref()), (15, 23, Some("did you mean `repos`?")));
+        assert_eq!(
+            (x.0, x.1, x.3.as_deref()),
+            (15, 23, Some("did you mean `repos`?"))
+        );
         assert_eq!(find("is a secret").0, 16);
         let x = find("stream `acounts` does not exist");
-        assert_eq!((x.0, x.3.as_deref()), (17, Some("did you mean `accounts`?")));
+        assert_eq!(
+            (x.0, x.3.as_deref()),
+            (17, Some("did you mean `accounts`?"))
+        );
         assert_eq!(find("a batch's members change").0, 17);
         assert_eq!(find("takes its partitions from itself").0, 18);
         assert_eq!(find("only one partition list").0, 18);
@@ -375,11 +401,19 @@ mod tests {
     fn partition_variables_need_partitions_and_parent_excludes_them() {
         let e = errors("  s: { path: \"/{{ partition.x }}\", records: $ }\n");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].2.contains("only available in a stream with `partitions`"), "{e:?}");
+        assert!(
+            e[0].2
+                .contains("only available in a stream with `partitions`"),
+            "{e:?}"
+        );
         let e = errors(
             "  s: { path: /s, records: $, parent: { stream: accounts, key: id }, partitions: { x: [1] } }\n",
         );
-        assert!(e.iter().any(|x| x.2.contains("both `parent` and `partitions`")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|x| x.2.contains("both `parent` and `partitions`")),
+            "{e:?}"
+        );
         let e = errors("  s: { path: /s, records: $, partition_concurrency: 2 }\n");
         assert!(e[0].2.contains("has no `partitions`"), "{e:?}");
         let e = errors(
