@@ -316,6 +316,14 @@ fn a_list_from_another_stream_is_deduplicated_and_sent_in_batches() {
     sb2.spec(&std::fs::read_to_string(sb.path().join("spec.yaml")).unwrap());
     sb2.sync(&server, &["--streams", "charges"]).expect_code(0);
     assert_eq!(sb2.records("charges").len(), 120);
+    // `check` tries each stream with its first partition: the first customer's id.
+    let before = server.requests_to("/charges").len();
+    sb.probe("check", &server, &[])
+        .expect_code(0)
+        .expect_stdout(&["2 streams checked, 0 failed"]);
+    let tried = server.requests_to("/charges");
+    assert_eq!(tried.len(), before + 1);
+    assert_eq!(tried[before].param("customer"), Some("cus_1"));
 }
 
 #[test]

@@ -187,6 +187,39 @@ async fn from_stream(
     }
 }
 
+/// The first partition of a stream, as templates read it, for `check` and `discover`;
+/// `sample` gives another stream's first record. `Ok(None)` without partitions.
+pub(crate) fn first<'v>(
+    engine: &Engine,
+    name: &str,
+    stream: &Stream,
+    sample: impl Fn(&str) -> Option<&'v Value>,
+) -> Result<Option<Value>, String> {
+    if !declared(stream) {
+        return Ok(None);
+    }
+    let mut lists = resolve(engine, name, stream).map_err(|e| e.0)?;
+    for l in &mut lists {
+        if l.values.is_none()
+            && let Some((_, src)) = stream.partition_stream()
+        {
+            let other = src.stream.as_deref().unwrap_or_default();
+            let field = src.field.as_deref().unwrap_or_default();
+            let v = sample(other)
+                .and_then(|r| r.get(field))
+                .cloned()
+                .ok_or_else(|| {
+                    format!("skipped: stream {other} gave no record with `{field}` to try with")
+                })?;
+            l.values = Some(vec![v]);
+        }
+        if l.values.as_ref().is_some_and(Vec::is_empty) {
+            return Err(format!("skipped: partition list `{}` is empty", l.name));
+        }
+    }
+    Ok(Some(Value::Object(nth(&lists, 0, None).values)))
+}
+
 /// The values of each list, in declared order: literal, or read from the config.
 fn resolve(engine: &Engine, name: &str, stream: &Stream) -> Result<Vec<List>, StreamError> {
     let ctx = engine.context();
