@@ -474,3 +474,42 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
     assert_eq!((lost, duplicated), (0, 0));
     assert_eq!(got, want);
 }
+
+#[test]
+fn partition_concurrency_runs_passes_at_once_and_an_empty_config_list_runs_none() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (f, p) = (in_flight.clone(), peak.clone());
+    let server = serve(move |_| {
+        let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+        p.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(60));
+        f.fetch_sub(1, Ordering::SeqCst);
+        Reply::json("[]")
+    });
+    let sb = Sandbox::new();
+    sb.spec(&spec_full(
+        "  shards: { type: array }",
+        "",
+        r#"
+  events:
+    path: "/events/{{ partition.shard }}"
+    records: $[*]
+    partitions: { shard: { config: shards } }
+    partition_concurrency: 4
+"#,
+    ));
+    sb.sync(&server, &["--set", "shards=[1,2,3,4,5,6,7,8]"])
+        .expect_code(0);
+    assert_eq!(server.requests().len(), 8);
+    assert!(
+        peak.load(Ordering::SeqCst) >= 2,
+        "passes ran one at a time despite partition_concurrency: 4"
+    );
+    sb.sync(&server, &["--set", "shards=[]"])
+        .expect_code(0)
+        .expect_stderr(&["a partition list is empty"]);
+    assert_eq!(server.requests().len(), 8, "no request for an empty list");
+    assert_eq!(sb.text("events"), "");
+}

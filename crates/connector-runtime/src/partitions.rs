@@ -113,6 +113,12 @@ pub(crate) async fn run(
     match rx {
         None => {
             let total = count(&lists)?;
+            if total == 0 {
+                tracing::warn!(
+                    "stream {}: a partition list is empty, so the stream makes no request",
+                    run.name
+                );
+            }
             futures::stream::iter(0..total)
                 .for_each_concurrent(passes.concurrency, |i| {
                     let p = nth(&lists, i, None);
