@@ -393,11 +393,24 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
     });
     let sb = Sandbox::new();
     sb.spec(&issues_spec());
+    // The same connector with `sorted: true`: a checkpoint after every page, not only
+    // after every pass.
+    let sorted = issues_spec().replace(
+        "start: \"2024-01-01T00:00:00Z\" }",
+        "start: \"2024-01-01T00:00:00Z\", sorted: true }",
+    );
+    assert!(sorted.contains("sorted: true"));
+    let sorted = sb.write("sorted.yaml", &sorted);
     let set = format!("repos={}", serde_json::to_string(&repos).unwrap());
-    let command = || {
+    let command = |i: usize| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_runtime"));
+        let spec = if i % 2 == 0 {
+            sorted.clone()
+        } else {
+            sb.path().join("spec.yaml")
+        };
         c.arg("sync")
-            .arg(sb.path().join("spec.yaml"))
+            .arg(spec)
             .arg("--out")
             .arg(sb.out())
             .args([
@@ -412,7 +425,7 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
     };
     let mut kills = 0;
     let mut longer = 0;
-    for i in 0..12usize {
+    for i in 0..16usize {
         // An output longer than its checkpoint is a tail the next run cuts back.
         let file = std::fs::metadata(sb.output("issues")).map_or(0, |m| m.len());
         let saved = std::fs::read(sb.out().join("state.json"))
@@ -424,7 +437,7 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
             longer += 1;
         }
         let before = server.requests().len();
-        let mut child = command().spawn().unwrap();
+        let mut child = command(i).spawn().unwrap();
         let wait_for = before + 2 + (i * 5) % 17;
         let started = Instant::now();
         while server.requests().len() < wait_for && started.elapsed() < Duration::from_secs(10) {
@@ -467,8 +480,8 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
         got.len()
     );
     assert!(
-        kills >= 9,
-        "only {kills} of 12 runs were killed while alive"
+        kills >= 12,
+        "only {kills} of 16 runs were killed while alive"
     );
     assert!(longer >= 3, "only {longer} restarts cut an output back");
     assert_eq!((lost, duplicated), (0, 0));

@@ -95,6 +95,13 @@ pub(crate) fn declared(stream: &Stream) -> bool {
     !stream.partitions.is_empty()
 }
 
+/// Whether a partitioned stream runs one pass at a time, so a checkpoint in a pass covers
+/// no half-written page of another pass (a record's position moves before its page is
+/// written).
+pub(crate) fn one_at_a_time(stream: &Stream) -> bool {
+    declared(stream) && stream.partition_concurrency.unwrap_or(1) <= 1
+}
+
 /// One list, resolved: its values, or `None` for the list read from another stream.
 struct List {
     name: String,
@@ -438,7 +445,7 @@ impl<'r> Passes<'r> {
         };
         let done = self.run.run_pass(engine, &input).await;
         let done = match done {
-            Ok(_) if self.concurrency == 1 && self.run.stages.children.is_empty() => {
+            Ok(_) if one_at_a_time(&self.run.stream) && self.run.stages.children.is_empty() => {
                 self.run.checkpoint()
             }
             other => other.map(|_| ()),

@@ -369,10 +369,10 @@ impl StreamRun {
     /// Not with children in the run: their output must be durable before the parent's
     /// state moves past the records that fed them.
     fn checkpoint_sorted(&self, pass: &Pass<'_>) -> Result<(), StreamError> {
-        let whole = pass
-            .window
-            .as_ref()
-            .is_some_and(|w| w.inc().spec.sorted && !w.is_partition());
+        let whole = pass.window.as_ref().is_some_and(|w| {
+            w.inc().spec.sorted
+                && (!w.is_partition() || crate::partitions::one_at_a_time(&self.stream))
+        });
         if whole && self.stages.children.is_empty() {
             self.checkpoint()?;
         }
