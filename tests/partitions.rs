@@ -404,7 +404,7 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
     let set = format!("repos={}", serde_json::to_string(&repos).unwrap());
     let command = |i: usize| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_runtime"));
-        let spec = if i % 2 == 0 {
+        let spec = if i.is_multiple_of(2) {
             sorted.clone()
         } else {
             sb.path().join("spec.yaml")
