@@ -61,12 +61,37 @@ pub async fn probe_all(engine: &Engine) -> Vec<Probe> {
                 }
             },
         };
-        out.push(probe(engine, name, stream, parent.as_ref()).await);
+        let sample = |s: &str| {
+            out.iter()
+                .find(|o| o.stream == s)
+                .and_then(|o| o.sample.first())
+        };
+        let partition = match crate::partitions::first(engine, name, stream, sample) {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(Probe {
+                    stream: name.clone(),
+                    request: None,
+                    records: 0,
+                    error: Some(e),
+                    warning: None,
+                    sample: Vec::new(),
+                });
+                continue;
+            }
+        };
+        out.push(probe(engine, name, stream, parent.as_ref(), partition).await);
     }
     out
 }
 
-async fn probe(engine: &Engine, name: &str, stream: &Stream, parent: Option<&Value>) -> Probe {
+async fn probe(
+    engine: &Engine,
+    name: &str,
+    stream: &Stream,
+    parent: Option<&Value>,
+    partition: Option<Value>,
+) -> Probe {
     let mut p = Probe {
         stream: name.to_owned(),
         request: None,
@@ -80,6 +105,9 @@ async fn probe(engine: &Engine, name: &str, stream: &Stream, parent: Option<&Val
     if let Value::Object(m) = &mut ctx {
         if let Some(par) = parent {
             m.insert("parent".into(), par.clone());
+        }
+        if let Some(vars) = partition {
+            m.insert("partition".into(), vars);
         }
         m.insert("page".into(), pager.vars());
     }

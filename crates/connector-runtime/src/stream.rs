@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::engine::Engine;
 use crate::extract::Extractor;
 use crate::paginate::{Paginator, Stop};
+use crate::partitions::PassInput;
 use crate::records::dedup::{Dedup, Limit};
 use crate::records::fetch::{self, CutShort};
 use crate::records::filter::Filter;
@@ -170,7 +171,7 @@ impl StreamRun {
     }
 
     /// Has the sink make the output durable, then save the state that covers exactly it.
-    fn checkpoint(&self) -> Result<(), StreamError> {
+    pub(crate) fn checkpoint(&self) -> Result<(), StreamError> {
         if !(self.appends && self.save) {
             return Ok(());
         }
@@ -209,15 +210,29 @@ impl StreamRun {
         self.stages.children.end(ok).await;
     }
 
-    /// Pages through the stream once (for a child stream: for one parent record): each
-    /// page is fetched, selected and run through the record stages (see [`crate::records`]).
+    /// Pages through the stream once (for a child stream: for one parent record).
     pub async fn run_partition(
         &self,
         engine: &Engine,
         parent: Option<&Value>,
     ) -> Result<Stop, StreamError> {
-        let pass = self.pass(parent)?;
-        let mut ctx = self.context(engine, parent, &pass);
+        let input = PassInput {
+            parent,
+            partition: None,
+        };
+        self.run_pass(engine, &input).await
+    }
+
+    /// Pages through one pass of the stream (a parent record, a partition, or the whole
+    /// stream): each page is fetched, selected and run through the record stages (see
+    /// [`crate::records`]).
+    pub async fn run_pass(
+        &self,
+        engine: &Engine,
+        input: &PassInput<'_>,
+    ) -> Result<Stop, StreamError> {
+        let pass = self.pass(input)?;
+        let mut ctx = self.context(engine, input, &pass);
         let extra = pass
             .window
             .as_ref()
@@ -278,10 +293,10 @@ impl StreamRun {
     }
 
     /// The stages of one pass: the parent's partition key and `include` fields, the window.
-    fn pass(&self, parent: Option<&Value>) -> Result<Pass<'_>, StreamError> {
-        let (Some(pr), Some(p)) = (&self.stream.parent, parent) else {
+    fn pass(&self, input: &PassInput<'_>) -> Result<Pass<'_>, StreamError> {
+        let (Some(pr), Some(p)) = (&self.stream.parent, input.parent) else {
             let window = match &self.inc {
-                Some(inc) => Some(WindowStage::new(inc, None, &self.name)?),
+                Some(inc) => Some(WindowStage::new(inc, input.state_key(), &self.name)?),
                 None => None,
             };
             return Ok(Pass {
@@ -315,12 +330,13 @@ impl StreamRun {
     }
 
     /// What the pass's templates read: config, the parent record, the window.
-    fn context(&self, engine: &Engine, parent: Option<&Value>, pass: &Pass<'_>) -> Value {
+    fn context(&self, engine: &Engine, input: &PassInput<'_>, pass: &Pass<'_>) -> Value {
         let mut ctx = engine.context();
         if let Value::Object(m) = &mut ctx {
-            if let Some(p) = parent {
+            if let Some(p) = input.parent {
                 m.insert("parent".into(), p.clone());
             }
+            input.add_vars(m);
             // For specs that place the window themselves (a body filter, a path segment).
             if let Some(w) = &pass.window {
                 m.insert("incremental".into(), w.vars());
@@ -353,10 +369,10 @@ impl StreamRun {
     /// Not with children in the run: their output must be durable before the parent's
     /// state moves past the records that fed them.
     fn checkpoint_sorted(&self, pass: &Pass<'_>) -> Result<(), StreamError> {
-        let whole = pass
-            .window
-            .as_ref()
-            .is_some_and(|w| w.inc().spec.sorted && !w.is_partition());
+        let whole = pass.window.as_ref().is_some_and(|w| {
+            w.inc().spec.sorted
+                && (!w.is_partition() || crate::partitions::one_at_a_time(&self.stream))
+        });
         if whole && self.stages.children.is_empty() {
             self.checkpoint()?;
         }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::engine::{Engine, SetupError};
 use crate::paginate::Stop;
+use crate::partitions;
 use crate::records::Child;
 use crate::report::{Reporter, StreamOutcome};
 use crate::sink::Destination;
@@ -84,8 +85,8 @@ pub fn select(spec: &connector_spec::Spec, asked: &[String]) -> Result<Vec<Strin
             cur = spec
                 .streams
                 .get(&n)
-                .and_then(|s| s.parent.as_ref())
-                .map(|p| p.stream.clone());
+                .and_then(|s| s.upstream())
+                .map(str::to_owned);
             guard += 1;
             if guard > spec.streams.len() {
                 break;
@@ -116,22 +117,17 @@ pub async fn run(
     let mut done_rx: HashMap<String, Vec<oneshot::Receiver<bool>>> = HashMap::new();
     let mut done_tx: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
     for name in &names {
-        let Some(p) = engine
-            .spec
-            .streams
-            .get(name)
-            .and_then(|s| s.parent.as_ref())
-        else {
+        let Some(p) = engine.spec.streams.get(name).and_then(partitions::upstream) else {
             continue;
         };
         let (tx, rx) = mpsc::channel(CHANNEL);
-        senders.entry(p.stream.clone()).or_default().push(Child {
+        senders.entry(p.stream.to_owned()).or_default().push(Child {
             tx,
             all_records: p.all_records,
         });
         receivers.insert(name.clone(), rx);
         let (tx, rx) = oneshot::channel();
-        done_rx.entry(p.stream.clone()).or_default().push(rx);
+        done_rx.entry(p.stream.to_owned()).or_default().push(rx);
         done_tx.insert(name.clone(), tx);
     }
 
@@ -179,6 +175,7 @@ pub async fn run(
             reporter.started(name_of(&run), run.stats.clone());
             let started = Instant::now();
             let result = match rx {
+                _ if partitions::declared(&run.stream) => partitions::run(&engine, &run, rx).await,
                 None => run.run_partition(&engine, None).await,
                 Some(rx) => run_children(&engine, &run, rx).await,
             };

@@ -274,7 +274,7 @@ impl Inc {
 
 /// Whether any ancestor of a stream is incremental.
 pub(crate) fn has_incremental_ancestor(spec: &connector_spec::Spec, stream: &Stream) -> bool {
-    let mut cur = stream.parent.as_ref().map(|p| p.stream.as_str());
+    let mut cur = stream.upstream();
     for _ in 0..spec.streams.len() {
         let Some(name) = cur else { return false };
         let Some(s) = spec.streams.get(name) else {
@@ -283,7 +283,7 @@ pub(crate) fn has_incremental_ancestor(spec: &connector_spec::Spec, stream: &Str
         if s.incremental.is_some() {
             return true;
         }
-        cur = s.parent.as_ref().map(|p| p.stream.as_str());
+        cur = s.upstream();
     }
     false
 }

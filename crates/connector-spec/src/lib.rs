@@ -18,6 +18,7 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod page_param;
+pub mod partitions;
 pub mod report;
 pub mod schema;
 mod schema_errors;

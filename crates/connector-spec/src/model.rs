@@ -500,6 +500,14 @@ pub struct Stream {
     /// Makes this a child stream: one pass per record of the parent stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Parent>,
+    /// Lists of values, by name; one pass per combination (their cartesian product, in
+    /// declared order), which templates read as `partition.<name>`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub partitions: IndexMap<String, crate::partitions::PartitionList>,
+    /// Partition passes running at once; default 1 (in order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub partition_concurrency: Option<u32>,
     /// The records' JSON schema, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,

@@ -193,6 +193,7 @@ mod tests {
         ("Placement", "pagination"),
         ("Incremental", "incremental"),
         ("Parent", "parent (child streams)"),
+        ("PartitionSource", "partitions"),
         ("Webhook", "webhooks"),
         ("Signature", "signature"),
         ("PushTarget", "push"),

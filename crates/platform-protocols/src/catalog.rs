@@ -81,7 +81,7 @@ pub fn appends(spec: &Spec, stream: &Stream) -> bool {
         if s.incremental.is_some() {
             return true;
         }
-        cur = s.parent.as_ref().and_then(|p| spec.streams.get(&p.stream));
+        cur = s.upstream().and_then(|p| spec.streams.get(p));
     }
     false
 }

@@ -80,12 +80,12 @@ impl Selection {
     }
 }
 
-/// A stream's top-level ancestor (itself when it has no parent).
+/// A stream's top-level ancestor (itself when it has no parent or partition stream).
 fn root_of<'a>(spec: &'a Spec, stream: &'a str) -> &'a str {
     let mut cur = stream;
     for _ in 0..=spec.streams.len() {
-        match spec.streams.get(cur).and_then(|s| s.parent.as_ref()) {
-            Some(p) => cur = &p.stream,
+        match spec.streams.get(cur).and_then(|s| s.upstream()) {
+            Some(p) => cur = p,
             None => break,
         }
     }

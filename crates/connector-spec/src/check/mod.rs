@@ -13,7 +13,7 @@ mod page_tokens;
 mod paths;
 mod streams;
 mod targets;
-mod templates;
+pub(crate) mod templates;
 mod transform;
 
 use std::ops::Range;

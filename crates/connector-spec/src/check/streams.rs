@@ -18,7 +18,9 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
     for (name, stream) in &parts.streams {
         let base = join("/streams", name);
         let p = |f: &str| format!("{base}/{f}");
+        let partition_names: Vec<String> = stream.partitions.keys().cloned().collect();
         let scope = Scope {
+            partitions: &partition_names,
             parent: stream.parent.is_some(),
             page: !matches!(stream.pagination, Pagination::None),
             incremental: stream.incremental.is_some(),
@@ -65,6 +67,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             );
         }
         parent(cx, parts, name, &base, stream);
+        crate::partitions::check(cx, parts, name, &base, stream);
         schema(cx, &base, stream);
     }
     if let Some(d) = &parts.defaults {
@@ -359,7 +362,7 @@ fn cycles(cx: &mut Ctx<'_>, parts: &Parts) {
     let parent_of: HashMap<&str, &str> = parts
         .streams
         .iter()
-        .filter_map(|(n, s)| Some((n.as_str(), s.parent.as_ref()?.stream.as_str())))
+        .filter_map(|(n, s)| Some((n.as_str(), s.upstream()?)))
         .filter(|(n, p)| n != p)
         .collect();
     let mut reported: Vec<&str> = Vec::new();

@@ -15,7 +15,7 @@ const GLOBAL_FUNCTIONS: [&str; 3] = ["range", "dict", "namespace"];
 
 /// The variables a template may read where it is used, besides `config`.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Scope {
+pub(crate) struct Scope<'a> {
     /// `parent`: child streams.
     pub parent: bool,
     /// `page`: streams with pagination.
@@ -26,16 +26,19 @@ pub(crate) struct Scope {
     pub record: bool,
     /// `token`: the value of a session token (`http.auth.value` of `kind: session`).
     pub token: bool,
+    /// `partition.<name>`: the names of a stream's `partitions`.
+    pub partitions: &'a [String],
 }
 
-impl Scope {
+impl Scope<'_> {
     /// Only `config`: `http`, auth, webhook secrets, incremental bounds.
-    pub const CONFIG: Scope = Scope {
+    pub const CONFIG: Self = Scope {
         parent: false,
         page: false,
         incremental: false,
         record: false,
         token: false,
+        partitions: &[],
     };
 
     fn names(&self) -> Vec<&'static str> {
@@ -46,6 +49,7 @@ impl Scope {
             (self.incremental, "incremental"),
             (self.record, "record"),
             (self.token, "token"),
+            (!self.partitions.is_empty(), "partition"),
         ] {
             if on {
                 v.push(name);
@@ -170,6 +174,7 @@ fn check_at(cx: &mut Ctx<'_>, parts: &Parts, ptr: &str, t: &Template, scope: Sco
                 None,
             ),
             "token" if scope.token => {}
+            "partition" => crate::partitions::check_var(cx, ptr, src, shift, attr, scope.partitions),
             "parent" | "incremental" | "record" => {}
             name if crate::template::FUNCTIONS.contains(&name) && !calls(src, name) => cx.error(
                 span_of(cx, ptr, src, shift, name),

@@ -1,0 +1,237 @@
+//! The example connectors that use partitions run for real (issue 13): GitHub issues of
+//! several repositories (`connectors/github_repos.yaml`: a config list times the states,
+//! each with its own `since`) and Zendesk requesters fetched 100 ids per request
+//! (`connectors/zendesk_support.yaml`), each against a loopback stand-in of the API.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use support::{Logged, Reply, Sandbox, serve};
+
+fn connector(name: &str) -> String {
+    let path = format!(
+        "{}/../../connectors/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn run(sb: &Sandbox, base: &str, sets: &[&str]) -> support::Run {
+    let spec = sb.path().join("spec.yaml");
+    let out = sb.out();
+    let base = format!("base_url={base}");
+    let mut args = vec![
+        "sync",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        &base,
+    ];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    sb.run(&args)
+}
+
+fn ts(day: u32) -> String {
+    format!("2024-03-{day:02}T00:00:00Z")
+}
+
+/// GitHub's `GET /repos/{owner}/{repo}/issues`: `state`, `since`, ascending by update,
+/// 2 per page with a `Link: <...>; rel="next"` header; a bearer token is required.
+fn github(r: &Logged, issues: &[(String, &str, u64, u32)]) -> Reply {
+    if r.header("authorization") != Some("Bearer ghp_test") {
+        return Reply::status(401, r#"{"message": "Bad credentials"}"#);
+    }
+    let Some(repo) = r
+        .path
+        .strip_prefix("/repos/")
+        .and_then(|p| p.strip_suffix("/issues"))
+    else {
+        return Reply::status(404, r#"{"message": "Not Found"}"#);
+    };
+    let state = r.param("state").unwrap_or("open");
+    let since = r.param("since").unwrap_or("");
+    let mut hits: Vec<&(String, &str, u64, u32)> = issues
+        .iter()
+        .filter(|(rp, st, _, day)| rp == repo && *st == state && ts(*day).as_str() >= since)
+        .collect();
+    hits.sort_by_key(|(_, _, id, day)| (*day, *id));
+    let page = r.num("page", 1);
+    let body: Vec<Value> = hits
+        .iter()
+        .skip((page - 1) * 2)
+        .take(2)
+        .map(|(_, st, id, day)| json!({"id": id, "number": id, "state": st, "title": format!("issue {id}"), "updated_at": ts(*day)}))
+        .collect();
+    let mut reply = Reply::value(&json!(body));
+    if page * 2 < hits.len() {
+        let host = r.header("host").unwrap_or_default();
+        let next = format!(
+            "http://{host}/repos/{repo}/issues?state={state}&since={since}&page={}",
+            page + 1
+        );
+        reply = reply.header("Link", &format!("<{next}>; rel=\"next\""));
+    }
+    reply
+}
+
+#[test]
+fn github_issues_of_several_repos_each_keep_their_own_cursor() {
+    let repo = |s: &str| s.to_owned();
+    let issues = Arc::new(Mutex::new(vec![
+        (repo("rust-lang/cargo"), "open", 1, 1),
+        (repo("rust-lang/cargo"), "open", 2, 2),
+        (repo("rust-lang/cargo"), "open", 3, 3),
+        (repo("rust-lang/cargo"), "closed", 4, 4),
+        (repo("tokio-rs/tokio"), "open", 5, 5),
+        (repo("tokio-rs/tokio"), "closed", 6, 6),
+        (repo("tokio-rs/tokio"), "closed", 7, 7),
+    ]));
+    let data = issues.clone();
+    let server = serve(move |r| github(r, &data.lock().unwrap()));
+    let sb = Sandbox::new();
+    sb.spec(&connector("github_repos"));
+    let sets = [
+        "token=ghp_test",
+        r#"repos=["rust-lang/cargo","tokio-rs/tokio"]"#,
+    ];
+    run(&sb, &server.url(), &sets).expect_code(0);
+    let recs = sb.records("issues");
+    let got: Vec<(u64, &str)> = recs
+        .iter()
+        .map(|r| (r["id"].as_u64().unwrap(), r["repo"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "rust-lang/cargo"),
+            (2, "rust-lang/cargo"),
+            (3, "rust-lang/cargo"),
+            (4, "rust-lang/cargo"),
+            (5, "tokio-rs/tokio"),
+            (6, "tokio-rs/tokio"),
+            (7, "tokio-rs/tokio"),
+        ],
+        "in product order: repo, then state"
+    );
+    // A closed issue of cargo changes; only that partition has something new.
+    issues
+        .lock()
+        .unwrap()
+        .push((repo("rust-lang/cargo"), "closed", 8, 20));
+    let before = server.requests().len();
+    run(&sb, &server.url(), &sets).expect_code(0);
+    let since: Vec<(String, String, String)> = server.requests()[before..]
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.param("state").unwrap().to_owned(),
+                r.param("since").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("/repos/rust-lang/cargo/issues", "open", ts(3)),
+        ("/repos/rust-lang/cargo/issues", "closed", ts(4)),
+        ("/repos/tokio-rs/tokio/issues", "open", ts(5)),
+        ("/repos/tokio-rs/tokio/issues", "closed", ts(7)),
+    ];
+    assert_eq!(
+        since,
+        want.iter()
+            .map(|(p, s, t)| (p.to_string(), s.to_string(), t.clone()))
+            .collect::<Vec<_>>()
+    );
+    let ids: Vec<u64> = sb
+        .records("issues")
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "the change once, nothing twice"
+    );
+}
+
+/// Zendesk: `/api/v2/tickets.json` with cursor pages of `page[size]` (`links.next`,
+/// absolute), and `/api/v2/users/show_many.json?ids=1,2` (at most 100 ids); basic auth
+/// with `{email}/token`.
+fn zendesk(r: &Logged, tickets: usize) -> Reply {
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(b"agent@acme.test/token:zd_secret")
+    );
+    if r.header("authorization") != Some(auth.as_str()) {
+        return Reply::status(401, r#"{"error": "Couldn't authenticate you"}"#);
+    }
+    match r.path.as_str() {
+        "/api/v2/tickets.json" => {
+            let size = r.num("page[size]", 100);
+            let after = r.num("page[after]", 0);
+            let page: Vec<Value> = (after + 1..=(after + size).min(tickets))
+                .map(|id| json!({"id": id, "subject": format!("ticket {id}"), "requester_id": 9000 + id % 150}))
+                .collect();
+            let next = if after + size < tickets {
+                let host = r.header("host").unwrap_or_default();
+                json!(format!(
+                    "http://{host}/api/v2/tickets.json?page%5Bsize%5D={size}&page%5Bafter%5D={}",
+                    after + size
+                ))
+            } else {
+                Value::Null
+            };
+            Reply::value(
+                &json!({"tickets": page, "meta": {"has_more": !next.is_null()}, "links": {"next": next}}),
+            )
+        }
+        "/api/v2/users/show_many.json" => {
+            let ids: Vec<&str> = r.param("ids").unwrap_or_default().split(',').collect();
+            if ids.len() > 100 {
+                return Reply::status(400, r#"{"error": "too many ids"}"#);
+            }
+            let users: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"id": id.parse::<u64>().unwrap(), "name": format!("user {id}")}))
+                .collect();
+            Reply::value(&json!({ "users": users }))
+        }
+        _ => Reply::status(404, r#"{"error": "InvalidEndpoint"}"#),
+    }
+}
+
+#[test]
+fn zendesk_requesters_are_fetched_a_hundred_ids_per_request() {
+    let server = serve(|r| zendesk(r, 320));
+    let sb = Sandbox::new();
+    sb.spec(&connector("zendesk_support"));
+    run(
+        &sb,
+        &server.url(),
+        &["email=agent@acme.test", "api_token=zd_secret"],
+    )
+    .expect_code(0)
+    .expect_no_leak("zd_secret");
+    assert_eq!(sb.records("tickets").len(), 320);
+    // 320 tickets from 150 distinct requesters: 100 + 50 ids.
+    let calls = server.requests_to("/api/v2/users/show_many.json");
+    let sizes: Vec<usize> = calls
+        .iter()
+        .map(|r| r.param("ids").unwrap().split(',').count())
+        .collect();
+    assert_eq!(sizes, [100, 50]);
+    let mut users: Vec<u64> = sb
+        .records("requesters")
+        .iter()
+        .map(|u| u["id"].as_u64().unwrap())
+        .collect();
+    users.sort();
+    assert_eq!(users, (9000..9150).collect::<Vec<_>>());
+}
