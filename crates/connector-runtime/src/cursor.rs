@@ -260,6 +260,7 @@ mod tests {
             param_format: None,
             sorted: false,
             future_tolerance: None,
+            windows: None,
         }
     }
 

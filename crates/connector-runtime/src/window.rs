@@ -374,6 +374,7 @@ mod tests {
             param_format: None,
             sorted: true,
             future_tolerance: None,
+            windows: None,
         };
         let track = Track {
             top: Pos::from(&prior.position),
