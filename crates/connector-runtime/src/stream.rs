@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use connector_spec::{JsonPath, Pagination, Stream};
 use serde_json::Value;
 
+use crate::date_windows::PassInput;
 use crate::engine::Engine;
 use crate::extract::Extractor;
 use crate::paginate::{Paginator, Stop};
@@ -45,6 +46,8 @@ pub struct StreamRun {
     pub(crate) body: Option<BodyTemplate>,
     sink: Mutex<Option<Box<dyn RecordSink>>>,
     pub(crate) inc: Option<Inc>,
+    /// Its date windows, for a top-level stream with `incremental.windows`.
+    pub(crate) windows: Option<crate::date_windows::Plan>,
     /// Appends and checkpoints (incremental, or under an incremental parent).
     appends: bool,
     /// False with `--limit`: a partial look must not move the state.
@@ -103,6 +106,8 @@ impl StreamRun {
             )?),
             _ => None,
         };
+        let windows =
+            crate::date_windows::Plan::new(stream, inc.as_ref(), time::OffsetDateTime::now_utc())?;
         let dedup = stream.dedup && stream.primary_key.is_some();
         let stages = Stages {
             transform: Transform::new(engine.spec.transform_of(stream), name),
@@ -119,6 +124,7 @@ impl StreamRun {
             body: stream.body.as_ref().map(BodyTemplate::new),
             sink: Mutex::new(Some(sink)),
             inc,
+            windows,
             appends,
             save: limit.is_none(),
             stages,
@@ -165,12 +171,15 @@ impl StreamRun {
             (state.position, state.partitions) = inc
                 .positions()
                 .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
+            if let Some(w) = &self.windows {
+                state.windows = w.saved(&inc.kind, &state.position)?;
+            }
         }
         Ok(state)
     }
 
     /// Has the sink make the output durable, then save the state that covers exactly it.
-    fn checkpoint(&self) -> Result<(), StreamError> {
+    pub(crate) fn checkpoint(&self) -> Result<(), StreamError> {
         if !(self.appends && self.save) {
             return Ok(());
         }
@@ -216,7 +225,22 @@ impl StreamRun {
         engine: &Engine,
         parent: Option<&Value>,
     ) -> Result<Stop, StreamError> {
-        let pass = self.pass(parent)?;
+        let input = PassInput {
+            parent,
+            window: None,
+        };
+        self.run_pass(engine, input).await
+    }
+
+    /// Pages through one pass (see [`run_partition`](Self::run_partition)); `input`
+    /// says which: a parent record, a date window.
+    pub(crate) async fn run_pass(
+        &self,
+        engine: &Engine,
+        input: PassInput<'_>,
+    ) -> Result<Stop, StreamError> {
+        let parent = input.parent;
+        let pass = self.pass(&input)?;
         let mut ctx = self.context(engine, parent, &pass);
         let extra = pass
             .window
@@ -278,12 +302,9 @@ impl StreamRun {
     }
 
     /// The stages of one pass: the parent's partition key and `include` fields, the window.
-    fn pass(&self, parent: Option<&Value>) -> Result<Pass<'_>, StreamError> {
-        let (Some(pr), Some(p)) = (&self.stream.parent, parent) else {
-            let window = match &self.inc {
-                Some(inc) => Some(WindowStage::new(inc, None, &self.name)?),
-                None => None,
-            };
+    fn pass<'a>(&'a self, input: &PassInput<'a>) -> Result<Pass<'a>, StreamError> {
+        let (Some(pr), Some(p)) = (&self.stream.parent, input.parent) else {
+            let window = crate::date_windows::stage(self.inc.as_ref(), input, &self.name)?;
             return Ok(Pass {
                 window,
                 include: Vec::new(),

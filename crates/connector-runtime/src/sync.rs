@@ -179,7 +179,7 @@ pub async fn run(
             reporter.started(name_of(&run), run.stats.clone());
             let started = Instant::now();
             let result = match rx {
-                None => run.run_partition(&engine, None).await,
+                None => crate::date_windows::run(&engine, &run).await,
                 Some(rx) => run_children(&engine, &run, rx).await,
             };
             let ok = result.is_ok();
