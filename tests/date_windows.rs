@@ -431,10 +431,18 @@ fn killed_at_many_points_resumes_only_unfinished_windows_without_loss_or_duplica
                 .as_str()
                 .map(str::to_owned)
         });
+        let done = state
+            .as_ref()
+            .and_then(|s| {
+                s["streams"]["events"]["windows"]["done"]
+                    .as_array()
+                    .map(Vec::len)
+            })
+            .unwrap_or(0);
         if saved {
             resumed += 1;
         }
-        points.push((output(&out).len(), low));
+        points.push((output(&out).len(), low, done));
     }
     let before = api.requests.load(Ordering::SeqCst);
     let (code, text) = run(&spec, &out, &server);
@@ -445,7 +453,7 @@ fn killed_at_many_points_resumes_only_unfinished_windows_without_loss_or_duplica
     let duplicated: usize = got.values().filter(|n| **n > 1).map(|n| n - 1).sum();
     let lost = want.keys().filter(|k| !got.contains_key(k)).count();
     eprintln!(
-        "windows kill -9 test: {kills} real kills, {resumed} resumed from a saved state, {lost} lost, {duplicated} duplicated, {last} requests in the last run; (records, low-water mark) after each killed run: {points:?}"
+        "windows kill -9 test: {kills} real kills, {resumed} resumed from a saved state, {lost} lost, {duplicated} duplicated, {last} requests in the last run; (records, low-water mark, finished windows beyond it) after each killed run: {points:?}"
     );
     assert!(
         kills >= 20,
@@ -460,11 +468,184 @@ fn killed_at_many_points_resumes_only_unfinished_windows_without_loss_or_duplica
     assert_eq!(got, want);
     // The kills landed mid-sync, and the last run fetched only what was left.
     assert!(
-        points.iter().any(|(n, _)| *n > 0 && *n < want.len()),
+        points.iter().any(|(n, _, _)| *n > 0 && *n < want.len()),
         "{points:?}"
     );
+    // Windows finished out of order were saved beyond the low-water mark, and resumed.
+    assert!(points.iter().any(|(_, _, d)| *d > 0), "{points:?}");
     assert!(
         last < 144,
         "the last run fetched {last} requests: it started over"
     );
+}
+
+/// The PagerDuty stand-in: `GET /log_entries?since=&until=&offset=&limit=`, entries with
+/// `since <= created_at < until`, newest first as the real API answers, offset paging
+/// with `more`, and the real API's token header.
+#[derive(Default)]
+struct PagerDuty {
+    entries: Mutex<Vec<(String, String)>>,
+    asked: Mutex<Vec<(String, String)>>,
+}
+
+async fn log_entries(
+    State(pd): State<Arc<PagerDuty>>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<axum::Json<Value>, (StatusCode, String)> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if header("authorization") != Some("Token token=pd_test") {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":{"message":"Unauthorized"}}"#.into(),
+        ));
+    }
+    if header("accept") != Some("application/vnd.pagerduty+json;version=2") {
+        return Err((StatusCode::NOT_ACCEPTABLE, "{}".into()));
+    }
+    let since = q.get("since").cloned().unwrap_or_default();
+    let until = q.get("until").cloned().unwrap_or_default();
+    let offset: usize = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25);
+    if offset == 0 {
+        pd.asked
+            .lock()
+            .unwrap()
+            .push((since.clone(), until.clone()));
+    }
+    let mut all: Vec<(String, String)> = pd
+        .entries
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at)| *at >= since && *at < until)
+        .cloned()
+        .collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1));
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(id, at)| json!({"id": id, "type": "trigger_log_entry", "created_at": at, "summary": format!("Triggered {id}")}))
+        .collect();
+    let more = offset + limit < all.len();
+    Ok(axum::Json(
+        json!({"log_entries": page, "limit": limit, "offset": offset, "more": more, "total": null}),
+    ))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn the_pagerduty_example_reads_log_entries_week_by_week() {
+    let now = time::OffsetDateTime::now_utc();
+    let pd = Arc::new(PagerDuty::default());
+    // 250 entries over the last 83 days: more than one page in most weeks.
+    for k in 1..=250i64 {
+        let at = rfc3339(now - time::Duration::minutes(k * 480));
+        pd.entries.lock().unwrap().push((format!("LE{k:04}"), at));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (atx, arx) = std::sync::mpsc::channel();
+    let state = pd.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            atx.send(listener.local_addr().unwrap()).unwrap();
+            let app = Router::new()
+                .route("/log_entries", get(log_entries))
+                .with_state(state);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    let addr = arx.recv().unwrap();
+    let _shutdown = tx;
+    let spec = format!(
+        "{}/../../connectors/pagerduty.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sync = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_runtime"))
+            .args(["sync", &spec, "--out"])
+            .arg(&out)
+            .args(["--set", &format!("base_url=http://{addr}")])
+            .env("PAGERDUTY_API_TOKEN", "pd_test")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(0), "{text}");
+        assert!(
+            !text.contains("pd_test"),
+            "the token is never printed: {text}"
+        );
+    };
+    let ids = || -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        let text = std::fs::read_to_string(out.join("log_entries.jsonl")).unwrap();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            *m.entry(v["id"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        }
+        m
+    };
+    sync();
+    let got = ids();
+    assert_eq!(got.len(), 250, "every entry");
+    assert!(got.values().all(|n| *n == 1), "once each");
+    // 90 days from the default start to now, in contiguous 7-day windows.
+    let mut asked = pd.asked.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(asked.len(), 13, "{asked:?}");
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    for w in asked.windows(2) {
+        assert_eq!(w[0].1, w[1].0, "contiguous: {asked:?}");
+    }
+    for (a, b) in &asked[..12] {
+        assert_eq!(parse(b) - parse(a), time::Duration::days(7));
+    }
+    let span = parse(&asked[12].1) - parse(&asked[0].0);
+    assert!(
+        (span - time::Duration::days(90)).abs() < time::Duration::minutes(2),
+        "{span}"
+    );
+
+    // A new entry: the next run asks from the newest written (minus the 5-minute
+    // lookback) and writes only the new entry.
+    let newest = rfc3339(now - time::Duration::minutes(480));
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["streams"]["log_entries"]["cursor"], newest.as_str());
+    let fresh = rfc3339(time::OffsetDateTime::now_utc() - time::Duration::seconds(30));
+    pd.entries.lock().unwrap().push(("LE9999".into(), fresh));
+    let before = pd.asked.lock().unwrap().len();
+    sync();
+    let again = pd.asked.lock().unwrap()[before..].to_vec();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(
+        again[0].0,
+        rfc3339(parse(&newest) - time::Duration::minutes(5))
+    );
+    let got = ids();
+    assert_eq!(got.len(), 251);
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
 }
