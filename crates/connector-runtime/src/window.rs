@@ -697,6 +697,50 @@ streams:
     }
 
     #[test]
+    fn a_date_window_keeps_its_half_open_range_and_hands_its_position_over() {
+        let (a, b) = ("2024-02-01T00:00:00Z", "2024-02-08T00:00:00Z");
+        let written = rec(1, a);
+        let base = Position {
+            cursor: Some(a.into()),
+            boundary: [("[1]".to_owned(), digest(&written.to_string()))].into(),
+        };
+        let stream = inc(StreamState::default());
+        let win = stream.window_of(a, b, &base);
+        let w = Window::new(&win, None).unwrap();
+        assert_eq!(
+            w.lower, a,
+            "the window's start, not the base cursor minus lookback"
+        );
+        let keep = |r: &Value, key: &str| w.keep(&win, r, key, &digest(&r.to_string())).unwrap();
+        assert!(!keep(&written, "[1]"), "written at the base cursor before");
+        assert!(keep(&rec(2, a), "[2]"), "the start is inside");
+        assert!(keep(&rec(3, "2024-02-07T23:59:59Z"), "[3]"));
+        assert!(
+            !keep(&rec(4, b), "[4]"),
+            "the end belongs to the next window"
+        );
+        assert!(!keep(&rec(5, "2024-01-31T23:59:59Z"), "[5]"));
+        win.advance(
+            None,
+            &rec(3, "2024-02-07T23:59:59Z"),
+            "[3]".into(),
+            "c".into(),
+        )
+        .unwrap();
+        let (reached, _) = win.positions().unwrap();
+        assert_eq!(
+            stream.positions().unwrap().0.cursor,
+            None,
+            "apart until finished"
+        );
+        stream.absorb(&reached).unwrap();
+        stream.absorb(&base).unwrap();
+        let (top, _) = stream.positions().unwrap();
+        assert_eq!(top.cursor.as_deref(), Some("2024-02-07T23:59:59Z"));
+        assert_eq!(top.boundary.keys().collect::<Vec<_>>(), vec!["[3]"]);
+    }
+
+    #[test]
     fn shown_text_is_escaped_and_bounded() {
         assert_eq!(shown("a\rb\u{1b}"), "a\\rb\\u{1b}");
         let long = "x".repeat(1000);
