@@ -649,3 +649,20 @@ fn the_pagerduty_example_reads_log_entries_week_by_week() {
     assert_eq!(got.len(), 251);
     assert!(got.values().all(|n| *n == 1), "{got:?}");
 }
+
+#[test]
+fn too_many_windows_are_refused_before_any_request() {
+    let api = seed(3, 60);
+    let server = serve(api.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // A day in half-second windows: 172,800 windows.
+    let spec = spec(dir.path(), "500ms", 4, 10);
+    let out = dir.path().join("out");
+    let (code, text) = run(&spec, &out, &server);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("streams.events.incremental.windows: more than 100000 windows"),
+        "{text}"
+    );
+    assert_eq!(api.requests.load(Ordering::SeqCst), 0);
+}

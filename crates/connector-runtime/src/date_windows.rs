@@ -98,6 +98,7 @@ struct Progress {
 impl Plan {
     /// The windows of a top-level stream with `incremental.windows`; `None` otherwise.
     pub(crate) fn new(
+        name: &str,
         stream: &connector_spec::Stream,
         inc: Option<&Inc>,
         now: OffsetDateTime,
@@ -108,7 +109,7 @@ impl Plan {
         let Some(spec) = &inc.spec.windows else {
             return Ok(None);
         };
-        let err = |e: String| StreamError(format!("incremental.windows: {e}"));
+        let err = |e: String| StreamError(format!("streams.{name}.incremental.windows: {e}"));
         let upper = match &inc.end {
             Some(e) => e.clone(),
             None => written(&inc.kind, now.replace_nanosecond(0).unwrap_or(now)),

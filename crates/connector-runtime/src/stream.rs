@@ -106,8 +106,12 @@ impl StreamRun {
             )?),
             _ => None,
         };
-        let windows =
-            crate::date_windows::Plan::new(stream, inc.as_ref(), time::OffsetDateTime::now_utc())?;
+        let windows = crate::date_windows::Plan::new(
+            name,
+            stream,
+            inc.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        )?;
         let dedup = stream.dedup && stream.primary_key.is_some();
         let stages = Stages {
             transform: Transform::new(engine.spec.transform_of(stream), name),
