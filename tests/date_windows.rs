@@ -32,6 +32,8 @@ struct Api {
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
     delay_ms: AtomicUsize,
+    /// Extra delay for windows starting at an even hour, so windows finish out of order.
+    even_hours_ms: AtomicUsize,
     pad: AtomicUsize,
     /// Every request's (since, until, offset).
     seen: Mutex<Vec<(String, String, u64)>>,
@@ -91,7 +93,16 @@ async fn events(
         .lock()
         .unwrap()
         .push((since.clone(), until.clone(), offset));
-    let delay = api.delay_ms.load(Ordering::SeqCst);
+    let even = since
+        .get(11..13)
+        .and_then(|h| h.parse::<u32>().ok())
+        .is_some_and(|h| h % 2 == 0);
+    let delay = api.delay_ms.load(Ordering::SeqCst)
+        + if even {
+            api.even_hours_ms.load(Ordering::SeqCst)
+        } else {
+            0
+        };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay as u64)).await;
     }
@@ -406,6 +417,7 @@ fn killed_at_many_points_resumes_only_unfinished_windows_without_loss_or_duplica
     // events, pages of 10: 7 requests a window (144 in all), two windows at once.
     let api = seed(1200, 180);
     api.delay_ms.store(3, Ordering::SeqCst);
+    api.even_hours_ms.store(6, Ordering::SeqCst);
     api.pad.store(2000, Ordering::SeqCst);
     let server = serve(api.clone());
     let dir = tempfile::tempdir().unwrap();
