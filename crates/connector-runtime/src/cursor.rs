@@ -91,7 +91,7 @@ impl CursorKind {
     }
 
     /// The instant a time cursor stands for.
-    fn instant(&self, v: &str) -> Result<OffsetDateTime, CursorError> {
+    pub(crate) fn instant(&self, v: &str) -> Result<OffsetDateTime, CursorError> {
         let unix = match self.kind {
             CursorType::UnixSeconds => TimeFormat::UnixSeconds,
             CursorType::UnixMillis => TimeFormat::UnixMillis,
@@ -260,6 +260,7 @@ mod tests {
             param_format: None,
             sorted: false,
             future_tolerance: None,
+            windows: None,
         }
     }
 

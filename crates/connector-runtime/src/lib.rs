@@ -11,6 +11,7 @@ pub mod redact;
 pub use config::{ConfigError, ResolvedConfig};
 pub use redact::Redactor;
 pub mod cursor;
+mod date_windows;
 pub mod engine;
 pub mod extract;
 pub mod host;

@@ -28,14 +28,16 @@ pub const MAX_PASSES: u64 = 1_000_000;
 /// to drop duplicates).
 pub const MAX_VALUES: usize = 1_000_000;
 
-/// What one pass of a stream reads besides the config: a parent record (child streams)
-/// or a partition (streams with `partitions`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassInput<'a> {
+/// What one pass of a stream reads besides the config: a parent record (child streams),
+/// a partition (streams with `partitions`), a date window (`incremental.windows`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PassInput<'a> {
     /// The parent record of a child stream's pass.
-    pub parent: Option<&'a Value>,
+    pub(crate) parent: Option<&'a Value>,
     /// The partition of a partitioned stream's pass.
-    pub partition: Option<&'a Partition>,
+    pub(crate) partition: Option<&'a Partition>,
+    /// The date window of a windowed stream's pass.
+    pub(crate) window: Option<&'a crate::date_windows::DateWindow>,
 }
 
 impl<'a> PassInput<'a> {
@@ -440,8 +442,8 @@ impl<'r> Passes<'r> {
             return;
         }
         let input = PassInput {
-            parent: None,
             partition: Some(p),
+            ..PassInput::default()
         };
         let done = self.run.run_pass(engine, &input).await;
         let done = match done {

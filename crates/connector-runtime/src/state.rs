@@ -54,6 +54,9 @@ pub struct StreamState {
     /// When the checkpoint was taken (RFC 3339, for people).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub saved_at: String,
+    /// A windowed run's progress while some of its date windows are unfinished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<crate::date_windows::WindowsState>,
 }
 
 /// A state file that cannot be used; nothing was overwritten.

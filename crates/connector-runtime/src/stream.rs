@@ -46,6 +46,8 @@ pub struct StreamRun {
     pub(crate) body: Option<BodyTemplate>,
     sink: Mutex<Option<Box<dyn RecordSink>>>,
     pub(crate) inc: Option<Inc>,
+    /// Its date windows, for a top-level stream with `incremental.windows`.
+    pub(crate) windows: Option<crate::date_windows::Plan>,
     /// Appends and checkpoints (incremental, or under an incremental parent).
     appends: bool,
     /// False with `--limit`: a partial look must not move the state.
@@ -104,6 +106,12 @@ impl StreamRun {
             )?),
             _ => None,
         };
+        let windows = crate::date_windows::Plan::new(
+            name,
+            stream,
+            inc.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        )?;
         let dedup = stream.dedup && stream.primary_key.is_some();
         let stages = Stages {
             transform: Transform::new(engine.spec.transform_of(stream), name),
@@ -120,6 +128,7 @@ impl StreamRun {
             body: stream.body.as_ref().map(BodyTemplate::new),
             sink: Mutex::new(Some(sink)),
             inc,
+            windows,
             appends,
             save: limit.is_none(),
             stages,
@@ -166,6 +175,9 @@ impl StreamRun {
             (state.position, state.partitions) = inc
                 .positions()
                 .map_err(|e| StreamError(format!("{}: {e}", self.name)))?;
+            if let Some(w) = &self.windows {
+                state.windows = w.saved(&inc.kind, &state.position)?;
+            }
         }
         Ok(state)
     }
@@ -219,6 +231,7 @@ impl StreamRun {
         let input = PassInput {
             parent,
             partition: None,
+            window: None,
         };
         self.run_pass(engine, &input).await
     }
@@ -226,7 +239,7 @@ impl StreamRun {
     /// Pages through one pass of the stream (a parent record, a partition, or the whole
     /// stream): each page is fetched, selected and run through the record stages (see
     /// [`crate::records`]).
-    pub async fn run_pass(
+    pub(crate) async fn run_pass(
         &self,
         engine: &Engine,
         input: &PassInput<'_>,
@@ -293,12 +306,9 @@ impl StreamRun {
     }
 
     /// The stages of one pass: the parent's partition key and `include` fields, the window.
-    fn pass(&self, input: &PassInput<'_>) -> Result<Pass<'_>, StreamError> {
+    fn pass<'a>(&'a self, input: &PassInput<'a>) -> Result<Pass<'a>, StreamError> {
         let (Some(pr), Some(p)) = (&self.stream.parent, input.parent) else {
-            let window = match &self.inc {
-                Some(inc) => Some(WindowStage::new(inc, input.state_key(), &self.name)?),
-                None => None,
-            };
+            let window = crate::date_windows::stage(self.inc.as_ref(), input, &self.name)?;
             return Ok(Pass {
                 window,
                 include: Vec::new(),

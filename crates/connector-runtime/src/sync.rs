@@ -176,7 +176,7 @@ pub async fn run(
             let started = Instant::now();
             let result = match rx {
                 _ if partitions::declared(&run.stream) => partitions::run(&engine, &run, rx).await,
-                None => run.run_partition(&engine, None).await,
+                None => crate::date_windows::run(&engine, &run).await,
                 Some(rx) => run_children(&engine, &run, rx).await,
             };
             let ok = result.is_ok();

@@ -20,9 +20,11 @@ use crate::stream::StreamError;
 pub(crate) struct Inc {
     pub(crate) kind: CursorKind,
     pub(crate) spec: Incremental,
-    prior: StreamState,
+    pub(crate) prior: StreamState,
     start: String,
     pub(crate) end: Option<String>,
+    /// A date window's end: records at or after it belong to a later window.
+    upper: Option<String>,
     /// Time cursors after this are not saved (now plus `future_tolerance`); `None` for
     /// cursors that are not times.
     horizon: Option<OffsetDateTime>,
@@ -47,6 +49,7 @@ pub(crate) fn check_prior(
     now: OffsetDateTime,
 ) -> Result<(), String> {
     let kind = CursorKind::new(spec).map_err(|e| e.0)?;
+    crate::date_windows::check_state(spec, &kind, prior)?;
     let limit = horizon(spec, now);
     let all = std::iter::once((None, &prior.position))
         .chain(prior.partitions.iter().map(|(k, p)| (Some(k), p)));
@@ -207,9 +210,53 @@ impl Inc {
             prior,
             start,
             end,
+            upper: None,
             horizon: horizon(spec, now),
             track: Mutex::new(track),
         })
+    }
+
+    /// A date window's view `[start, end)`: records at `base`'s cursor with the same key
+    /// and bytes were written before; positions are tracked apart until it is finished.
+    pub(crate) fn window_of(&self, start: &str, end: &str, base: &Position) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            // A window saves nothing on its own, sorted or not: see `date_windows`.
+            spec: Incremental {
+                sorted: false,
+                ..self.spec.clone()
+            },
+            prior: StreamState {
+                position: base.clone(),
+                ..StreamState::default()
+            },
+            start: start.to_owned(),
+            end: Some(end.to_owned()),
+            upper: Some(end.to_owned()),
+            horizon: self.horizon,
+            track: Mutex::new(Track::default()),
+        }
+    }
+
+    /// Takes a finished date window's position into the stream's.
+    pub(crate) fn absorb(&self, done: &Position) -> Result<(), CursorError> {
+        let Some(c) = &done.cursor else {
+            return Ok(());
+        };
+        let mut track = self
+            .track
+            .lock()
+            .map_err(|_| CursorError("state lock poisoned".into()))?;
+        let order = match &track.top.cursor {
+            None => Ordering::Greater,
+            Some(m) => self.kind.compare(c, m)?,
+        };
+        match order {
+            Ordering::Greater => track.top = Pos::from(done),
+            Ordering::Equal => track.top.keys.extend(done.boundary.clone()),
+            Ordering::Less => {}
+        }
+        Ok(())
     }
 
     /// Records a written record's cursor in the position it belongs to; returns the
@@ -314,8 +361,8 @@ impl Window {
             .map(|d| d.get())
             .unwrap_or_default();
         let lower = match &prior.cursor {
-            Some(c) => inc.kind.minus(c, lookback)?,
-            None => inc.start.clone(),
+            Some(c) if inc.upper.is_none() => inc.kind.minus(c, lookback)?,
+            _ => inc.start.clone(),
         };
         let mut params = Vec::new();
         if let Some(p) = &inc.spec.param {
@@ -343,6 +390,11 @@ impl Window {
             return Ok(true);
         };
         if inc.kind.compare(&c, &self.lower)? == Ordering::Less {
+            return Ok(false);
+        }
+        if let Some(u) = &inc.upper
+            && inc.kind.compare(&c, u)? != Ordering::Less
+        {
             return Ok(false);
         }
         if let Some(b) = &self.prior.cursor {
@@ -374,6 +426,7 @@ mod tests {
             param_format: None,
             sorted: true,
             future_tolerance: None,
+            windows: None,
         };
         let track = Track {
             top: Pos::from(&prior.position),
@@ -384,6 +437,7 @@ mod tests {
             prior,
             start: "2024-01-01T00:00:00Z".into(),
             end: None,
+            upper: None,
             horizon: horizon(&spec, now()),
             track: Mutex::new(track),
             spec,
@@ -640,6 +694,50 @@ streams:
         assert!(!has("orders"), "itself is not its ancestor");
         assert!(!has("products"));
         assert!(!has("reviews"));
+    }
+
+    #[test]
+    fn a_date_window_keeps_its_half_open_range_and_hands_its_position_over() {
+        let (a, b) = ("2024-02-01T00:00:00Z", "2024-02-08T00:00:00Z");
+        let written = rec(1, a);
+        let base = Position {
+            cursor: Some(a.into()),
+            boundary: [("[1]".to_owned(), digest(&written.to_string()))].into(),
+        };
+        let stream = inc(StreamState::default());
+        let win = stream.window_of(a, b, &base);
+        let w = Window::new(&win, None).unwrap();
+        assert_eq!(
+            w.lower, a,
+            "the window's start, not the base cursor minus lookback"
+        );
+        let keep = |r: &Value, key: &str| w.keep(&win, r, key, &digest(&r.to_string())).unwrap();
+        assert!(!keep(&written, "[1]"), "written at the base cursor before");
+        assert!(keep(&rec(2, a), "[2]"), "the start is inside");
+        assert!(keep(&rec(3, "2024-02-07T23:59:59Z"), "[3]"));
+        assert!(
+            !keep(&rec(4, b), "[4]"),
+            "the end belongs to the next window"
+        );
+        assert!(!keep(&rec(5, "2024-01-31T23:59:59Z"), "[5]"));
+        win.advance(
+            None,
+            &rec(3, "2024-02-07T23:59:59Z"),
+            "[3]".into(),
+            "c".into(),
+        )
+        .unwrap();
+        let (reached, _) = win.positions().unwrap();
+        assert_eq!(
+            stream.positions().unwrap().0.cursor,
+            None,
+            "apart until finished"
+        );
+        stream.absorb(&reached).unwrap();
+        stream.absorb(&base).unwrap();
+        let (top, _) = stream.positions().unwrap();
+        assert_eq!(top.cursor.as_deref(), Some("2024-02-07T23:59:59Z"));
+        assert_eq!(top.boundary.keys().collect::<Vec<_>>(), vec!["[3]"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod auth;
 mod check;
 pub mod condition;
+pub mod date_windows;
 pub mod diagnostic;
 pub mod duration;
 pub mod error_rules;
@@ -31,6 +32,7 @@ pub mod transform;
 pub mod yaml;
 
 pub use condition::Condition;
+pub use date_windows::DateWindows;
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use duration::Duration;
 pub use error_rules::{Action, ErrorRule};

@@ -768,6 +768,10 @@ pub struct Incremental {
     /// cursor, so one record from the far future cannot freeze the stream (default `1d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub future_tolerance: Option<Duration>,
+    /// Split the range into windows of this length, fetched concurrently, each with
+    /// `incremental.start`/`end` of its own window (see [`crate::DateWindows`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<crate::DateWindows>,
 }
 
 impl Incremental {

@@ -192,6 +192,7 @@ mod tests {
         ("PageSize", "pagination"),
         ("Placement", "pagination"),
         ("Incremental", "incremental"),
+        ("DateWindows", "incremental"),
         ("Parent", "parent (child streams)"),
         ("PartitionSource", "partitions"),
         ("Webhook", "webhooks"),

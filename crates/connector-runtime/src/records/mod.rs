@@ -203,13 +203,13 @@ impl StreamRun {
             lines.push(&rec, &pass.include);
             written += 1;
             if lines.is_full() {
-                self.write_out(lines.buf())?;
+                self.write_lines(pass, lines.buf())?;
             }
             if !st.children.is_empty() {
                 parents.extend(rec.into_value().map(|v| (Arc::new(v), true)));
             }
         }
-        self.write_out(lines.buf())?;
+        self.write_lines(pass, lines.buf())?;
         Stats::add(&self.stats.records, written);
         st.limit.settle();
         Ok(parents)

@@ -12,6 +12,8 @@ pub(crate) struct WindowStage<'s> {
     window: Window,
     partition: Option<String>,
     stream: &'s str,
+    /// A date window's spool, where its lines wait until the window is finished.
+    spool: Option<&'s crate::date_windows::Spool>,
 }
 
 impl<'s> WindowStage<'s> {
@@ -28,7 +30,21 @@ impl<'s> WindowStage<'s> {
             window,
             partition,
             stream,
+            spool: None,
         })
+    }
+
+    /// The same stage, its lines held in a date window's spool.
+    pub(crate) fn spooled(self, spool: &'s crate::date_windows::Spool) -> Self {
+        Self {
+            spool: Some(spool),
+            ..self
+        }
+    }
+
+    /// The date window's spool, when the pass is one.
+    pub(crate) fn spool(&self) -> Option<&'s crate::date_windows::Spool> {
+        self.spool
     }
 
     /// The query parameters that place the window.

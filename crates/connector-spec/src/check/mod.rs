@@ -7,6 +7,7 @@
 
 mod auth;
 mod config;
+mod date_windows;
 mod error_rules;
 mod http;
 mod page_tokens;

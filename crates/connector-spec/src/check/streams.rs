@@ -206,7 +206,10 @@ fn incremental(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
     if let Some(end) = &inc.end {
         templates::check(cx, parts, &p("end"), end, Scope::CONFIG);
     }
+    super::date_windows::check(cx, &ip, stream, inc);
+    // With windows, `end` bounds the range and `end_param` takes each window's end.
     match (&inc.end, &inc.end_param) {
+        _ if inc.windows.is_some() => {}
         (Some(_), None) => cx.error(
             cx.key(&p("end")),
             "`end` is set but `end_param` is not, so the end is never sent",
