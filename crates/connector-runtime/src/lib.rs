@@ -19,6 +19,7 @@ pub mod infer;
 pub mod json_scan;
 pub mod origin;
 pub mod paginate;
+mod parallel_pages;
 pub mod printable;
 pub mod probe;
 pub mod progress;

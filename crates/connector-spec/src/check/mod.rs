@@ -10,6 +10,7 @@ mod config;
 mod error_rules;
 mod http;
 mod page_tokens;
+mod parallel_pages;
 mod paths;
 mod streams;
 mod targets;
