@@ -20,6 +20,7 @@ pub mod infer;
 pub mod json_scan;
 pub mod origin;
 pub mod paginate;
+mod parallel_pages;
 pub mod partitions;
 pub mod printable;
 pub mod probe;

@@ -96,6 +96,8 @@ pub struct Paginator {
     stopped: bool,
     /// The next cursor `next_record` made from the last page's last record.
     from_record: Option<Value>,
+    /// Pages there are in all, counted from the first, as the last total read says.
+    planned: Option<u64>,
 }
 
 impl Paginator {
@@ -116,6 +118,7 @@ impl Paginator {
             seen: HashSet::new(),
             stopped: false,
             from_record: None,
+            planned: None,
         }
     }
 
@@ -126,6 +129,11 @@ impl Paginator {
 
     /// The values to send, in order; a cursor is left out while there is none.
     fn params(&self) -> Vec<Token> {
+        self.params_at(self.offset, self.page)
+    }
+
+    /// [`params`](Self::params) for the page at this offset and number.
+    fn params_at(&self, offset: u64, page: u64) -> Vec<Token> {
         let t = |at: &PageParam, value: Value| Token {
             at: at.clone(),
             value,
@@ -137,7 +145,7 @@ impl Paginator {
                 limit_param,
                 ..
             } => vec![
-                t(offset_param, self.offset.into()),
+                t(offset_param, offset.into()),
                 t(limit_param, (*limit).into()),
             ],
             Pagination::PageNumber {
@@ -146,7 +154,7 @@ impl Paginator {
                 size_param,
                 ..
             } => {
-                let mut p = vec![t(page_param, self.page.into())];
+                let mut p = vec![t(page_param, page.into())];
                 if let (Some(s), Some(n)) = (size, size_param) {
                     p.push(t(n, (*s).into()));
                 }
@@ -172,6 +180,11 @@ impl Paginator {
 
     /// The `page` template variable: number, offset, limit, cursor.
     pub fn vars(&self) -> Value {
+        self.vars_at(self.pages, self.offset, self.page)
+    }
+
+    /// [`vars`](Self::vars) of the page with this index, offset and number.
+    fn vars_at(&self, index: u64, offset: u64, page: u64) -> Value {
         let limit = match &self.kind {
             Pagination::Offset { limit, .. } => Some(*limit),
             Pagination::PageNumber { size, .. } => *size,
@@ -179,17 +192,49 @@ impl Paginator {
             _ => None,
         };
         json!({
-            "index": self.pages,
-            "number": self.page,
-            "offset": self.offset,
+            "index": index,
+            "number": page,
+            "offset": offset,
             "limit": limit,
             "cursor": self.cursor,
         })
     }
 
+    /// The values of the next page (what `advance` last returned for these kinds).
+    #[cfg(test)]
+    fn first_after(&self) -> Target {
+        Target::Params(self.params())
+    }
+
     /// Pages received so far.
     pub fn pages(&self) -> u64 {
         self.pages
+    }
+
+    /// How many pages there are in all (the first included), as the last total the API
+    /// sent says: offset and page-number pagination with `total` (or `total_pages`) only.
+    /// `max_pages` caps it.
+    pub fn planned_pages(&self) -> Option<u64> {
+        let cap = self.kind.max_pages().unwrap_or(u64::MAX);
+        self.planned.map(|p| p.min(cap))
+    }
+
+    /// The target and `page` variables of the page `k` pages after the next one, for
+    /// fetching ahead: offset and page-number pagination only; `None` for any other kind
+    /// or when the numbers would overflow. The paginator itself does not move.
+    pub fn ahead(&self, k: u64) -> Option<(Target, Value)> {
+        let (offset, page) = match &self.kind {
+            Pagination::Offset { limit, .. } => {
+                (self.offset.checked_add(k.checked_mul(*limit)?)?, self.page)
+            }
+            Pagination::PageNumber { .. } => (self.offset, self.page.checked_add(k)?),
+            _ => return None,
+        };
+        let index = self.pages.checked_add(k)?;
+        Some((
+            Target::Params(self.params_at(offset, page)),
+            self.vars_at(index, offset, page),
+        ))
     }
 
     /// Reads a page's records where the pagination needs them, before anything else sees
@@ -290,10 +335,11 @@ impl Paginator {
                     return Ok(Step::Done(Stop::Short));
                 }
                 self.offset = add(self.offset, *limit, "the next offset")?;
-                if let Some(t) = number_at(total.as_ref(), meta)?
-                    && self.offset >= t
-                {
-                    return Ok(Step::Done(Stop::Total));
+                if let Some(t) = number_at(total.as_ref(), meta)? {
+                    self.planned = Some(offset_pages(t, self.offset, *limit, self.pages));
+                    if self.offset >= t {
+                        return Ok(Step::Done(Stop::Total));
+                    }
                 }
                 Ok(Step::Next(Target::Params(self.params())))
             }
@@ -307,6 +353,12 @@ impl Paginator {
                 if size.is_some_and(|s| (count as u64) < s) {
                     return Ok(Step::Done(Stop::Short));
                 }
+                let records_total = number_at(total.as_ref(), meta)?;
+                self.planned = match (number_at(total_pages.as_ref(), meta)?, records_total, size) {
+                    (Some(tp), _, _) => Some(tp),
+                    (None, Some(t), Some(s)) => Some(t.div_ceil((*s).max(1))),
+                    _ => None,
+                };
                 if let Some(tp) = number_at(total_pages.as_ref(), meta)? {
                     // Pages numbered from `start`: this was page number `page - start + 1`
                     // of `tp` (so no sum can overflow, whatever the API claims).
@@ -314,7 +366,7 @@ impl Paginator {
                         return Ok(Step::Done(Stop::Total));
                     }
                 }
-                if let Some(t) = number_at(total.as_ref(), meta)?
+                if let Some(t) = records_total
                     && self.records >= t
                 {
                     return Ok(Step::Done(Stop::Total));
@@ -390,6 +442,13 @@ impl Paginator {
         }
         Ok(())
     }
+}
+
+/// Pages of an offset stream in all: the `done` pages so far, plus one per `limit`
+/// records from the `next` offset up to the `total`.
+fn offset_pages(total: u64, next: u64, limit: u64, done: u64) -> u64 {
+    let more = total.saturating_sub(next).div_ceil(limit.max(1));
+    done.saturating_add(more)
 }
 
 /// `a + b`, or an error naming what overflowed (the API's numbers must not wrap or panic).
@@ -533,6 +592,7 @@ mod tests {
             limit_param: "limit".into(),
             start: 0,
             total: Some(JsonPath::new("$.total")),
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         };
@@ -556,6 +616,59 @@ mod tests {
     }
 
     #[test]
+    fn the_total_plans_the_pages_fetched_ahead() {
+        let kind = Pagination::Offset {
+            limit: 10,
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            start: 5,
+            total: Some(JsonPath::new("$.total")),
+            concurrency: Some(4),
+            stop_when: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert_eq!(p.planned_pages(), None);
+        let h = HeaderMap::new();
+        // Records 5..48: offsets 5, 15, 25, 35, 45.
+        p.advance(&json!({"total": 48}), &h, 10, &url()).unwrap();
+        assert_eq!(p.planned_pages(), Some(5));
+        let (t, vars) = p.ahead(2).unwrap();
+        assert_eq!(t, q(vec![("offset", "35"), ("limit", "10")]));
+        assert_eq!(vars["index"], 3);
+        assert_eq!(vars["offset"], 35);
+        assert_eq!(p.ahead(0).unwrap().0, p.first_after());
+        assert!(p.ahead(u64::MAX).is_none(), "an overflow plans nothing");
+
+        let kind = Pagination::PageNumber {
+            page_param: "page".into(),
+            start: 1,
+            size: Some(5),
+            size_param: None,
+            total: Some(JsonPath::new("$.n")),
+            total_pages: None,
+            concurrency: Some(2),
+            stop_when: None,
+            max_pages: Some(3),
+        };
+        let mut p = Paginator::new(&kind);
+        p.advance(&json!({"n": 23}), &h, 5, &url()).unwrap();
+        assert_eq!(p.planned_pages(), Some(3), "5 pages, capped by max_pages");
+        assert_eq!(p.ahead(1).unwrap().0, q(vec![("page", "3")]));
+        let mut c = Paginator::new(&Pagination::Cursor {
+            next: Some(JsonPath::new("$.n")),
+            next_header: None,
+            next_record: None,
+            param: "c".into(),
+            page_size: None,
+            stop_when: None,
+            max_pages: None,
+        });
+        c.advance(&json!({"n": "x"}), &h, 5, &url()).unwrap();
+        assert!(c.ahead(0).is_none() && c.planned_pages().is_none());
+    }
+
+    #[test]
     fn page_number_total_pages_and_max_pages() {
         let kind = Pagination::PageNumber {
             page_param: "page".into(),
@@ -564,6 +677,7 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: Some(JsonPath::new("$.total_pages")),
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         };
@@ -586,6 +700,7 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: None,
+            concurrency: None,
             stop_when: None,
             max_pages: Some(2),
         };
@@ -783,6 +898,7 @@ mod tests {
             size_param: Some("per_page".into()),
             total: None,
             total_pages: None,
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         };
@@ -827,6 +943,7 @@ mod tests {
             size_param: None,
             total: Some(JsonPath::new("$.total")),
             total_pages: None,
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         };
@@ -941,6 +1058,7 @@ mod tests {
             limit_param: "limit".into(),
             start,
             total: Some(JsonPath::new("$.total")),
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         }
@@ -996,6 +1114,7 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: Some(JsonPath::new("$.pages")),
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         };
@@ -1012,6 +1131,7 @@ mod tests {
             size_param: None,
             total: None,
             total_pages: None,
+            concurrency: None,
             stop_when: None,
             max_pages: None,
         };

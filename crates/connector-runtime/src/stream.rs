@@ -252,6 +252,8 @@ impl StreamRun {
             .map(|w| w.params().to_vec())
             .unwrap_or_default();
         let mut pager = Paginator::new(&self.stream.pagination);
+        // Offset and page-number pages may be fetched ahead once the first tells the total.
+        let ahead = self.stream.pagination.page_concurrency() > 1;
         let mut target = pager.first();
         let mut cut = CutShort::default();
         // One buffer for every page of the pass: a page's lines reuse the capacity the
@@ -272,7 +274,7 @@ impl StreamRun {
                 // An error rule said skip or end.
                 Err(stop) => return Ok(stop),
             };
-            let mut page = match Page::select(&self.extractor, &resp) {
+            let page = match Page::select(&self.extractor, &resp) {
                 Ok(p) => p,
                 Err(e) => {
                     cut.again(engine, self, &req, e).await?;
@@ -280,29 +282,56 @@ impl StreamRun {
                 }
             };
             cut.reset();
-            Stats::add(&self.stats.pages, 1);
-            self.warn_missing(engine, &page, &req);
-            // `stop_when` and `next_record` read the records as the API sent them.
-            let keep = pager
-                .cut(&page.records, &ctx)
-                .map_err(|e| StreamError(format!("{}: {}", self.name, e.0)))?;
-            page.records.truncate(keep);
-            // What transforms and filters read besides `record`: config, parent, page, incremental.
-            let base = self
-                .stages
-                .templates()
-                .then(|| minijinja::Value::from(minijinja::value::Serde(&ctx)));
-            let parents = self.run_page(engine, &pass, &page, base.as_ref(), &mut lines)?;
-            self.stages.children.feed(parents).await;
-            if self.is_full() {
-                return Ok(Stop::MaxPages);
-            }
-            self.checkpoint_sorted(&pass)?;
-            target = match fetch::next(engine, self, &mut pager, &page, &req)? {
+            let step = self.take_page(engine, &pass, &ctx, &mut pager, page, &req, &mut lines);
+            target = match step.await? {
                 Ok(t) => t,
                 Err(stop) => return Ok(stop),
             };
+            if ahead && pager.pages() == 1 && pager.planned_pages().is_some_and(|p| p > 2) {
+                let rest = crate::parallel_pages::Rest {
+                    pass: &pass,
+                    ctx,
+                    extra: &extra,
+                    pager,
+                    lines,
+                };
+                return crate::parallel_pages::run(engine, self, rest).await;
+            }
         }
+    }
+
+    /// A fetched page through the stages and out, then the paginator's next target, or
+    /// why the pass ends there.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn take_page(
+        &self,
+        engine: &Engine,
+        pass: &Pass<'_>,
+        ctx: &Value,
+        pager: &mut Paginator,
+        mut page: Page<'_>,
+        req: &crate::http::Outgoing,
+        lines: &mut Lines,
+    ) -> Result<Result<crate::paginate::Target, Stop>, StreamError> {
+        Stats::add(&self.stats.pages, 1);
+        self.warn_missing(engine, &page, req);
+        // `stop_when` and `next_record` read the records as the API sent them.
+        let keep = pager
+            .cut(&page.records, ctx)
+            .map_err(|e| StreamError(format!("{}: {}", self.name, e.0)))?;
+        page.records.truncate(keep);
+        // What transforms and filters read besides `record`: config, parent, page, incremental.
+        let base = self
+            .stages
+            .templates()
+            .then(|| minijinja::Value::from(minijinja::value::Serde(ctx)));
+        let parents = self.run_page(engine, pass, &page, base.as_ref(), lines)?;
+        self.stages.children.feed(parents).await;
+        if self.is_full() {
+            return Ok(Err(Stop::MaxPages));
+        }
+        self.checkpoint_sorted(pass)?;
+        fetch::next(engine, self, pager, &page, req)
     }
 
     /// The stages of one pass: the parent's partition key and `include` fields, the window.

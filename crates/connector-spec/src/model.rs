@@ -574,6 +574,11 @@ pub enum Pagination {
         /// JSONPath of the total record count; paging stops once it is reached.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total: Option<JsonPath>,
+        /// Pages in flight at once once the first page told `total`; written in page
+        /// order. Absent: one at a time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 64))]
+        concurrency: Option<u32>,
         /// Stop at the first record for which this condition holds (e.g.
         /// `record.created_at < incremental.start` in a feed sorted newest first): the
         /// records before it are kept, it and the rest are dropped, no further page is read.
@@ -605,6 +610,11 @@ pub enum Pagination {
         /// JSONPath of the number of pages; paging stops after that page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total_pages: Option<JsonPath>,
+        /// Pages in flight at once once the first page told `total_pages` (or `total`,
+        /// with `size`); written in page order. Absent: one at a time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 64))]
+        concurrency: Option<u32>,
         /// Stop at the first record for which this condition holds (e.g.
         /// `record.created_at < incremental.start` in a feed sorted newest first): the
         /// records before it are kept, it and the rest are dropped, no further page is read.
@@ -686,6 +696,17 @@ impl Pagination {
             | Pagination::Cursor { max_pages, .. }
             | Pagination::NextUrl { max_pages, .. }
             | Pagination::LinkHeader { max_pages, .. } => *max_pages,
+        }
+    }
+
+    /// `concurrency` of offset and page-number pagination: the most pages in flight
+    /// once the total is known; 1 when absent or for any other kind.
+    pub fn page_concurrency(&self) -> u32 {
+        match self {
+            Pagination::Offset { concurrency, .. } | Pagination::PageNumber { concurrency, .. } => {
+                concurrency.unwrap_or(1).max(1)
+            }
+            _ => 1,
         }
     }
 

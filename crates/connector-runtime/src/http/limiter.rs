@@ -41,6 +41,59 @@ pub struct Limiter {
     /// announced once however many requests wait in it.
     pauses: AtomicU64,
     floor: u64,
+    /// What the remaining/reset headers left to spend, less the requests sent since.
+    spend: Mutex<Option<Spend>>,
+    /// Requests sent and not yet answered, by every stream of the connector.
+    in_flight: AtomicU64,
+    /// How long the API takes to answer (microseconds, a moving average; 0 until known).
+    latency_us: AtomicU64,
+    /// The ceiling's rate, to size how many requests to keep in flight.
+    rate: Option<f64>,
+}
+
+/// The API's budget as its headers last told it, counted down by every request sent since.
+#[derive(Debug, Clone, Copy)]
+struct Spend {
+    left: u64,
+    /// The window's end; unknown from a reset until the next answer tells it.
+    reset_at: Option<Instant>,
+    /// The most one window ever allowed, as far as answers showed (`remaining` + 1 of
+    /// the first answer of a window at least): the budget assumed right after a reset.
+    window: u64,
+}
+
+/// What the header budget says of one more request.
+enum Spent {
+    /// It may go.
+    Go,
+    /// The budget is spent until the reset; the gate is closed until then.
+    Gate,
+    /// The budget assumed since the reset is spent and no answer told the new one yet:
+    /// look again shortly (an answer in flight will tell).
+    Poll,
+}
+
+/// The most requests [`Limiter::in_flight`] ever advises to keep in flight.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// A request in flight: counted until it is answered, failed or dropped.
+#[derive(Debug)]
+pub struct Flight<'a> {
+    limiter: &'a Limiter,
+    sent: Instant,
+}
+
+impl Flight<'_> {
+    /// The response came: its latency feeds the moving average.
+    pub fn answered(&self) {
+        self.limiter.learn_latency(self.sent.elapsed());
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.limiter.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The gate is closed for longer than the caller may wait.
@@ -92,11 +145,108 @@ impl Limiter {
                     .map(|q| RateLimiter::direct_with_clock(q.allow_burst(burst), TokioClock))
             });
         Self {
+            rate: ceiling
+                .as_ref()
+                .and(requests_per_second.filter(|r| r.is_finite() && *r > 0.0)),
             ceiling,
             queue: tokio::sync::Mutex::new(()),
             paused_until: Mutex::new(None),
             pauses: AtomicU64::new(0),
             floor,
+            spend: Mutex::new(None),
+            in_flight: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
+        }
+    }
+
+    /// How many requests (pages, partitions, windows) to keep in flight to reach the
+    /// API's budget, at most `max`: with a `requests_per_second` ceiling, the rate times
+    /// the API's observed latency, plus room for the time spent between requests (the
+    /// ceiling paces them, so more would only wait in its queue); without one, `max`
+    /// (the remaining/reset budget, when the API sends it, holds every request that would
+    /// overshoot it). Before the first answer, `max`.
+    pub fn in_flight(&self, max: usize) -> usize {
+        let max = max.clamp(1, MAX_IN_FLIGHT);
+        let latency = self.latency_us.load(Ordering::Relaxed);
+        let (Some(rate), true) = (self.rate, latency > 0) else {
+            return max;
+        };
+        // Half again as many as the rate needs, and two more: a slow answer or a page
+        // written in between must not leave the budget unspent.
+        let need = rate * (latency as f64 / 1e6) * 1.5 + 2.0;
+        (need.ceil() as usize).clamp(1, max)
+    }
+
+    /// Counts a request as sent until the returned guard drops.
+    pub fn flight(&self) -> Flight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Flight {
+            limiter: self,
+            sent: Instant::now(),
+        }
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn flying(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Folds one answer's latency into the moving average (one eighth of the new one).
+    fn learn_latency(&self, d: Duration) {
+        let new = d.as_micros().min(u128::from(u32::MAX)) as u64;
+        let _ = self
+            .latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 { new } else { (old * 7 + new) / 8 })
+            });
+    }
+
+    /// Takes one request from the budget the headers told; at the floor, closes the gate
+    /// until the reset.
+    fn spend_one(&self) -> Spent {
+        let Ok(mut g) = self.spend.lock() else {
+            return Spent::Go;
+        };
+        let Some(s) = g.as_mut() else {
+            return Spent::Go;
+        };
+        let now = Instant::now();
+        if s.reset_at.is_some_and(|r| r <= now) {
+            // A new window: as much as a window ever allowed, until an answer tells.
+            s.left = s.window;
+            s.reset_at = None;
+        }
+        if s.left > self.floor {
+            s.left -= 1;
+            return Spent::Go;
+        }
+        match s.reset_at {
+            Some(until) => {
+                drop(g);
+                self.pause_for(until - now + Duration::from_millis(50), Pause::Budget);
+                Spent::Gate
+            }
+            // Nothing in flight to tell the new budget: the API's own answer decides.
+            None if self.flying() == 0 => Spent::Go,
+            None => Spent::Poll,
+        }
+    }
+
+    /// Learns the budget an answer told: what is left, less the other requests in flight
+    /// (the API may not have counted them yet: assume not, so none overshoots).
+    fn learn_budget(&self, remaining: u64, reset_in: Duration) {
+        let others = self.flying().saturating_sub(1);
+        let left = remaining.saturating_sub(others);
+        let reset_at = Instant::now() + reset_in;
+        // The latest answer wins, as before this count existed: an API whose count does
+        // not move (or refills a sliding window) is believed, never second-guessed.
+        if let Ok(mut g) = self.spend.lock() {
+            let window = g.map_or(0, |s| s.window).max(remaining.saturating_add(1));
+            *g = Some(Spend {
+                left,
+                reset_at: Some(reset_at),
+                window,
+            });
         }
     }
 
@@ -106,7 +256,12 @@ impl Limiter {
         let mut held = Vec::new();
         loop {
             self.gate(&mut held, within).await?;
-            let Some(c) = &self.ceiling else { break };
+            let Some(c) = &self.ceiling else {
+                if self.spent(&mut held).await {
+                    break;
+                }
+                continue;
+            };
             let start = Instant::now();
             {
                 // governor wakes every waiter at once and the first to look wins, which can
@@ -123,11 +278,26 @@ impl Limiter {
             }
             // The gate may have closed while this request queued: wait for it, then queue
             // again, so the requests held by the pause do not all leave at once.
-            if !self.closed() {
+            if !self.closed() && self.spent(&mut held).await {
                 break;
             }
         }
         Ok(held)
+    }
+
+    /// Takes one request from the header budget: true when it may go; false after
+    /// waiting a little (or with the gate closed), to look again.
+    async fn spent(&self, held: &mut Vec<(Hold, Duration)>) -> bool {
+        match self.spend_one() {
+            Spent::Go => true,
+            Spent::Gate => false,
+            Spent::Poll => {
+                let d = Duration::from_millis(10);
+                tokio::time::sleep(d).await;
+                held.push((Hold::Paused(Pause::Budget), d));
+                false
+            }
+        }
     }
 
     /// Whether the gate is closed now.
@@ -190,6 +360,14 @@ impl Limiter {
     /// Learns from a response's budget; returns the pause it started, if it started one
     /// (several responses reporting the same spent budget make one pause).
     pub fn observe(&self, budget: Budget) -> Option<Duration> {
+        if let Budget {
+            remaining: Some(r),
+            reset_in: Some(reset),
+        } = budget
+            && !reset.is_zero()
+        {
+            self.learn_budget(r, reset);
+        }
         match budget {
             Budget {
                 remaining: Some(r),
@@ -247,6 +425,46 @@ mod tests {
             real.elapsed() < Duration::from_secs(1),
             "5.6 s of waits took no real time"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_follows_the_rate_times_the_latency() {
+        let l = Limiter::new(Some(40.0), 1, 0);
+        assert_eq!(l.in_flight(16), 16, "before any answer: the most allowed");
+        l.learn_latency(Duration::from_millis(50));
+        // 40/s x 50 ms = 2 in flight, half again and two more: 5.
+        assert_eq!(l.in_flight(16), 5);
+        assert_eq!(l.in_flight(3), 3);
+        assert_eq!(l.in_flight(0), 1);
+        let free = Limiter::new(None, 1, 0);
+        free.learn_latency(Duration::from_millis(50));
+        assert_eq!(free.in_flight(8), 8, "no ceiling: the budget gate decides");
+        assert_eq!(free.in_flight(1000), MAX_IN_FLIGHT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_count_against_the_remaining_budget() {
+        let l = Limiter::new(None, 1, 0);
+        let start = Instant::now();
+        // Four sent at once; the first answer says 3 left: the other three may have
+        // been counted or not, so none is left to send.
+        let flights: Vec<Flight<'_>> = (0..4).map(|_| l.flight()).collect();
+        l.observe(Budget {
+            remaining: Some(3),
+            reset_in: Some(Duration::from_secs(2)),
+        });
+        drop(flights);
+        let held = l.acquire(FOREVER).await.unwrap();
+        assert!(
+            matches!(held[..], [(Hold::Paused(Pause::Budget), _)]),
+            "{held:?}"
+        );
+        assert!(start.elapsed() >= Duration::from_secs(2));
+        // After the reset, as much as a window allowed (4) goes before an answer tells.
+        for _ in 0..3 {
+            assert!(l.acquire(FOREVER).await.unwrap().is_empty());
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(2050));
     }
 
     #[tokio::test(start_paused = true)]

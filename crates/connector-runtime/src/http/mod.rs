@@ -161,6 +161,13 @@ impl Http {
         self.creds.keep_tokens_in(token_store::beside(state));
     }
 
+    /// How many requests to keep in flight (pages, partitions, windows) to reach the
+    /// API's budget without passing it, at most `max`: see [`Limiter::in_flight`]. Every
+    /// request still goes through the one limiter; this only says how many to start.
+    pub fn in_flight(&self, max: usize) -> usize {
+        self.limiter.in_flight(max)
+    }
+
     /// The API's origin and the trusted ones: where credentials and next pages may go.
     pub fn origins(&self) -> &Allowed {
         &self.origins
@@ -272,7 +279,13 @@ impl Http {
                 }
             }
             Stats::add(&stats.requests, 1);
-            let failure = match self.attempt(req, &shown, who, never, rules).await {
+            let flight = self.limiter.flight();
+            let outcome = self.attempt(req, &shown, who, never, rules).await;
+            if let Ok(Ok(_)) = &outcome {
+                flight.answered();
+            }
+            drop(flight);
+            let failure = match outcome {
                 Ok(Ok(resp)) => return Ok(resp),
                 Ok(Err(f)) => f,
                 Err(fatal) => {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::engine::Engine;
 use crate::extract::ExtractError;
+use crate::http::rules::Reply;
 use crate::http::{Incoming, Outgoing};
 use crate::paginate::{Paginator, Step, Stop, Target};
 use crate::stats::Stats;
@@ -41,14 +42,28 @@ pub(crate) async fn send(
     run: &StreamRun,
     req: &Outgoing,
 ) -> Result<Result<Incoming, Stop>, StreamError> {
-    let reply = engine
+    let reply = send_unsettled(engine, run, req).await?;
+    Ok(settle(run, reply))
+}
+
+/// [`send`] without settling the error rules: a page fetched ahead is settled when its
+/// turn comes, since an `end` stops every partition at once.
+pub(crate) async fn send_unsettled(
+    engine: &Engine,
+    run: &StreamRun,
+    req: &Outgoing,
+) -> Result<Reply, StreamError> {
+    engine
         .http
         .fetch(req, &run.stats, &run.name, &run.errors)
         .await
-        .map_err(|e| StreamError(e.message))?;
-    Ok(run
-        .errors
-        .settle(reply, &run.stats, run.stages.limit.stop_flag()))
+        .map_err(|e| StreamError(e.message))
+}
+
+/// What the stream's error rules make of a reply: the page, or where the pass stops.
+pub(crate) fn settle(run: &StreamRun, reply: Reply) -> Result<Incoming, Stop> {
+    run.errors
+        .settle(reply, &run.stats, run.stages.limit.stop_flag())
 }
 
 /// Retries of a 200 whose JSON stops early (a proxy or the API cut it under a matching

@@ -11,6 +11,7 @@ mod date_windows;
 mod error_rules;
 mod http;
 mod page_tokens;
+mod parallel_pages;
 mod paths;
 mod streams;
 mod targets;

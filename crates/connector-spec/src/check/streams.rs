@@ -57,6 +57,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
         paths::jsonpath(cx, &p("records"), &stream.records);
         super::error_rules::check(cx, &p("errors"), &stream.errors);
         pagination(cx, &base, stream);
+        super::parallel_pages::check(cx, &base, stream);
         page_tokens::check(cx, parts, &base, stream, scope);
         incremental(cx, parts, &base, stream);
         if stream.dedup && stream.primary_key.is_none() {
