@@ -47,11 +47,54 @@ pub(super) fn walk<'a>(
     (w.i == w.t.len()).then_some(found)
 }
 
-/// A key: where its text starts in the body and how long it is (without the quotes).
+/// A key: its first 16 bytes (zero after its end), where its text starts in the body
+/// and how long it is (without the quotes).
 #[derive(Clone, Copy)]
 struct Key {
+    head: u128,
     at: usize,
     len: usize,
+}
+
+/// For each length up to 16, which bytes of a 16-byte read belong to the key.
+const KEEP: [u128; 17] = {
+    let mut k = [0; 17];
+    let mut n = 1;
+    while n < 16 {
+        k[n] = (1u128 << (8 * n)) - 1;
+        n += 1;
+    }
+    k[16] = u128::MAX;
+    k
+};
+
+impl Key {
+    /// The key `t[at..at + len]`: one 16-byte read away from the end of the body.
+    #[inline(always)]
+    fn new(t: &[u8], at: usize, len: usize) -> Self {
+        let head = match t.get(at..).and_then(<[u8]>::first_chunk::<16>) {
+            Some(w) => u128::from_le_bytes(*w) & KEEP[len.min(16)],
+            None => {
+                let mut w = [0u8; 16];
+                let n = len.min(16);
+                if let (Some(dst), Some(src)) = (w.get_mut(..n), t.get(at..at + n)) {
+                    dst.copy_from_slice(src);
+                }
+                u128::from_le_bytes(w)
+            }
+        };
+        Self { head, at, len }
+    }
+
+    /// Whether two keys of `t` have the same bytes.
+    #[inline(always)]
+    fn same(&self, other: &Self, t: &[u8]) -> bool {
+        self.head == other.head
+            && self.len == other.len
+            && (self.len <= 16
+                || t.get(self.at + 16..self.at + self.len)
+                    == t.get(other.at + 16..other.at + other.len))
+    }
 }
 
 struct Walker<'a> {
@@ -72,9 +115,13 @@ impl<'a> Walker<'a> {
     }
 
     /// Skips JSON whitespace (serde_json's four bytes, no others).
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.t.get(self.i) {
+        // Most bodies are compact: one compare settles it.
+        while let Some(&b) = self.t.get(self.i)
+            && b <= b' '
+            && matches!(b, b' ' | b'\n' | b'\t' | b'\r')
+        {
             self.i += 1;
         }
     }
@@ -268,13 +315,37 @@ impl<'a> Walker<'a> {
             self.i += 1;
             return Some(());
         }
+        if self.clean.len() <= depth {
+            self.clean.resize_with(depth + 1, Vec::new);
+        }
+        // The keys of the last clean object at this depth: while this one's keys are the
+        // same, one at a time, they need not be kept; at the first that differs, the
+        // ones before it are copied and every key is kept from then on.
+        let mut last = std::mem::take(&mut self.clean[depth]);
         let base = self.keys.len();
+        let mut matching = true;
+        let mut n = 0;
         loop {
             let key = self.plain_key()?;
-            self.keys.push(key);
+            if matching {
+                if last.get(n).is_some_and(|k| k.same(&key, self.t)) {
+                    n += 1;
+                } else {
+                    matching = false;
+                    self.keys.extend_from_slice(&last[..n]);
+                    self.keys.push(key);
+                }
+            } else {
+                self.keys.push(key);
+            }
             self.expect(b':')?;
             self.ws();
-            self.value(depth)?;
+            if self.peek()? == b'"' {
+                self.i += 1;
+                self.string()?;
+            } else {
+                self.value(depth)?;
+            }
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
@@ -286,14 +357,25 @@ impl<'a> Walker<'a> {
             }
             self.ws();
         }
-        let clean = self.distinct(base, depth);
+        if matching {
+            // All of them keys of the last clean object (all or the first n): distinct.
+            self.clean[depth] = last;
+            return Some(());
+        }
+        let keys = &self.keys[base..];
+        if has_repeat(self.t, keys) {
+            return None;
+        }
+        last.clear();
+        last.extend_from_slice(keys);
+        self.clean[depth] = last;
         self.keys.truncate(base);
-        clean.then_some(())
+        Some(())
     }
 
     /// A key without escapes at the cursor; an escaped key gives up (its decoded text
     /// is what counts, and comparing bytes would not see `"a"` and `"\u0061"` alike).
-    #[inline]
+    #[inline(always)]
     fn plain_key(&mut self) -> Option<Key> {
         if self.peek()? != b'"' {
             return None;
@@ -303,56 +385,39 @@ impl<'a> Walker<'a> {
         if self.string()? {
             return None;
         }
-        Some(Key {
-            at,
-            len: self.i - 1 - at,
-        })
-    }
-
-    /// Whether the keys from `base` on (the object just read, at `depth`) are distinct;
-    /// remembers them for the next object at that depth when they are.
-    fn distinct(&mut self, base: usize, depth: usize) -> bool {
-        let keys = &self.keys[base..];
-        if let Some(last) = self.clean.get(depth)
-            && last.len() == keys.len()
-            && keys.iter().zip(last).all(|(a, b)| same(self.t, *a, *b))
-        {
-            return true;
-        }
-        if has_repeat(self.t, keys) {
-            return false;
-        }
-        if self.clean.len() <= depth {
-            self.clean.resize_with(depth + 1, Vec::new);
-        }
-        self.clean[depth].clear();
-        self.clean[depth].extend_from_slice(&self.keys[base..]);
-        true
+        Some(Key::new(self.t, at, self.i - 1 - at))
     }
 
     /// The rest of a string after its opening quote; Some(whether it holds an escape).
     /// Gives up on a control byte, a bad escape, a lone surrogate or the end of the text.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
-        let mut escaped = false;
+        self.skip_plain();
+        if self.peek()? == b'"' {
+            self.i += 1;
+            return Some(false);
+        }
+        self.escaped_string()
+    }
+
+    /// [`string`](Self::string) from its first backslash or control byte on.
+    #[inline(never)]
+    fn escaped_string(&mut self) -> Option<bool> {
         loop {
-            self.skip_plain();
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
-                    return Some(escaped);
+                    return Some(true);
                 }
-                b'\\' => {
-                    escaped = true;
-                    self.escape()?;
-                }
+                b'\\' => self.escape()?,
                 _ => return None,
             }
+            self.skip_plain();
         }
     }
 
     /// Moves to the next `"`, `\` or control byte (or the end), eight bytes at a time.
-    #[inline]
+    #[inline(always)]
     fn skip_plain(&mut self) {
         const ONES: u64 = u64::MAX / 255;
         const HIGH: u64 = ONES << 7;
@@ -421,41 +486,13 @@ fn hex4(b: &[u8]) -> Option<u16> {
     })
 }
 
-/// Whether two keys of `t` have the same bytes: one masked 16-byte compare for short
-/// keys away from the end of the body.
-#[inline]
-fn same(t: &[u8], a: Key, b: Key) -> bool {
-    if a.len != b.len {
-        return false;
-    }
-    let n = a.len;
-    if n <= 16
-        && let (Some(x), Some(y)) = (chunk16(t, a.at), chunk16(t, b.at))
-    {
-        let diff = u128::from_le_bytes(*x) ^ u128::from_le_bytes(*y);
-        // The low n bytes count; a shift by 128 is not allowed, so n = 16 masks nothing.
-        let mask = if n == 16 {
-            u128::MAX
-        } else {
-            (1u128 << (8 * n)) - 1
-        };
-        return diff & mask == 0;
-    }
-    t.get(a.at..a.at + n) == t.get(b.at..b.at + n)
-}
-
-#[inline]
-fn chunk16(t: &[u8], at: usize) -> Option<&[u8; 16]> {
-    t.get(at..)?.first_chunk::<16>()
-}
-
 /// Whether some key of `keys` occurs twice.
 fn has_repeat(t: &[u8], keys: &[Key]) -> bool {
     if keys.len() <= PAIRWISE {
         return keys
             .iter()
             .enumerate()
-            .any(|(i, a)| keys[..i].iter().any(|b| same(t, *a, *b)));
+            .any(|(i, a)| keys[..i].iter().any(|b| a.same(b, t)));
     }
     let mut texts: Vec<&[u8]> = keys.iter().filter_map(|k| t.get(k.at..k.at + k.len)).collect();
     texts.sort_unstable();
@@ -563,17 +600,34 @@ mod tests {
     }
 
     #[test]
-    fn key_compare_at_the_end_of_the_text() {
-        // Short keys within 16 bytes of the end take the slice compare.
-        let t = b"abcabd";
-        let k = |at| Key { at, len: 3 };
-        assert!(!same(t, k(0), k(3)));
-        assert!(same(b"abcabc", k(0), k(3)));
+    fn key_compare_anywhere_in_the_text() {
+        let same = |t: &[u8], a: (usize, usize), b: (usize, usize)| {
+            Key::new(t, a.0, a.1).same(&Key::new(t, b.0, b.1), t)
+        };
+        // Short keys within 16 bytes of the end are copied, not read 16 bytes at once.
+        assert!(!same(b"abcabd", (0, 3), (3, 3)));
+        assert!(same(b"abcabc", (0, 3), (3, 3)));
+        assert!(same(b"abcabc", (0, 0), (3, 0)));
         let t = b"xxxxxxxxxxxxxxxxxxabcdefghijklmnopabcdefghijklmnopzzzzzzzzzzzzzzzz";
-        let k = |at, len| Key { at, len };
-        assert!(same(t, k(18, 16), k(34, 16)));
-        assert!(same(t, k(18, 15), k(34, 15)));
-        assert!(!same(t, k(18, 16), k(34, 15)));
-        assert!(!same(t, k(17, 16), k(34, 16)));
+        assert!(same(t, (18, 16), (34, 16)));
+        assert!(same(t, (18, 15), (34, 15)));
+        assert!(!same(t, (18, 16), (34, 15)));
+        assert!(!same(t, (17, 16), (34, 16)));
+        // Long keys: the head, then the rest; the same key near the end of the text.
+        let t = b"abcdefghijklmnopq1abcdefghijklmnopq2abcdefghijklmnopq1";
+        assert!(!same(t, (0, 18), (18, 18)));
+        assert!(same(t, (0, 18), (36, 18)));
+        assert!(same(t, (36, 18), (0, 18)));
+        assert!(!same(t, (0, 17), (18, 16)));
+        // Every placement of a short key, read whole or copied, gives the same head.
+        let t = b"0123456789abcdef0123456789abcdef";
+        for at in 0..16 {
+            for len in 0..=16 - at {
+                assert!(same(t, (at, len), (at + 16, len)), "{at} {len}");
+                if len > 0 && at + len < 16 {
+                    assert!(!same(t, (at, len), (at + 1, len)), "{at} {len}");
+                }
+            }
+        }
     }
 }
