@@ -638,7 +638,11 @@ mod tests {
         }
 
         fn value(&mut self, depth: usize, out: &mut String) {
-            let pick = if depth > 4 { 3 + self.below(4) } else { self.below(7) };
+            let pick = if depth > 4 {
+                3 + self.below(4)
+            } else {
+                self.below(7)
+            };
             match pick {
                 0 | 1 => {
                     out.push('{');
@@ -679,7 +683,7 @@ mod tests {
         /// A page: the records' array among other fields, or a bare array.
         fn body(&mut self) -> String {
             let mut out = String::new();
-            let mut records = |g: &mut Self, out: &mut String| {
+            let records = |g: &mut Self, out: &mut String| {
                 out.push('[');
                 for i in 0..g.below(6) {
                     if i > 0 {
@@ -740,7 +744,8 @@ mod tests {
                     }
                 }
                 _ => {
-                    let junk = self.pick(&["\"", "\\", "{", "}", ":", ",", "]", "0", "\t", "\x0c", "x"]);
+                    let junk =
+                        self.pick(&["\"", "\\", "{", "}", ":", ",", "]", "0", "\t", "\x0c", "x"]);
                     b.splice(at..at, junk.bytes());
                 }
             }
@@ -752,7 +757,7 @@ mod tests {
     /// nothing in such a page; over bodies of every kind, broken ones included.
     #[test]
     fn own_walk_answers_as_the_serde_walk_does() {
-        let fields = vec!["data".to_owned()];
+        let fields = ["data".to_owned()];
         let mut g = Gen(5);
         let (mut answered, mut gave_up) = (0, 0);
         for round in 0..20_000 {
@@ -784,7 +789,11 @@ mod tests {
                     assert!(body.contains("1e999"), "{body}");
                     continue;
                 };
-                let path = if fields.is_empty() { "$[*]" } else { "$.data[*]" };
+                let path = if fields.is_empty() {
+                    "$[*]"
+                } else {
+                    "$.data[*]"
+                };
                 let want: Vec<Value> = JsonPath::new(path)
                     .query(&general)
                     .unwrap()

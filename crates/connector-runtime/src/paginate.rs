@@ -196,11 +196,7 @@ impl Paginator {
     /// the rest are dropped, and no further page is read); `next_record` makes the next
     /// cursor from the last record. Returns how many records to keep; without either
     /// rule, all of them, untouched.
-    pub fn cut(
-        &mut self,
-        records: &[RawRecord<'_>],
-        ctx: &Value,
-    ) -> Result<usize, PaginateError> {
+    pub fn cut(&mut self, records: &[RawRecord<'_>], ctx: &Value) -> Result<usize, PaginateError> {
         self.from_record = None;
         let next = match &self.kind {
             Pagination::Cursor {

@@ -494,7 +494,10 @@ fn has_repeat(t: &[u8], keys: &[Key]) -> bool {
             .enumerate()
             .any(|(i, a)| keys[..i].iter().any(|b| a.same(b, t)));
     }
-    let mut texts: Vec<&[u8]> = keys.iter().filter_map(|k| t.get(k.at..k.at + k.len)).collect();
+    let mut texts: Vec<&[u8]> = keys
+        .iter()
+        .filter_map(|k| t.get(k.at..k.at + k.len))
+        .collect();
     texts.sort_unstable();
     texts.windows(2).any(|w| w[0] == w[1])
 }
@@ -507,7 +510,11 @@ mod tests {
         let fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
         let mut out = Vec::new();
         let (meta, found) = walk(body, &fields, &mut out)?;
-        Some((out.iter().map(|r| r.get().to_owned()).collect(), meta, found))
+        Some((
+            out.iter().map(|r| r.get().to_owned()).collect(),
+            meta,
+            found,
+        ))
     }
 
     #[test]
