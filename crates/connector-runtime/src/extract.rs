@@ -567,6 +567,73 @@ mod tests {
         assert!(e.cut_short, "{}", e.message);
     }
 
+    /// What the own walk gives up on is decided as before: duplicates at any depth go
+    /// through the general path, lone surrogates refuse the page, both paths alike.
+    #[test]
+    fn odd_json_alike_on_both_paths_at_any_depth() {
+        let dups = [
+            // Duplicates nested at depths 2, 3 and 4, and in a later record only.
+            (
+                r#"{"data":[{"id":1,"o":{"k":1,"k":2}}]}"#,
+                vec![r#"{"id":1,"o":{"k":2}}"#],
+            ),
+            (
+                r#"{"data":[{"id":1,"o":{"p":{"k":1,"j":0,"k":2}}}]}"#,
+                vec![r#"{"id":1,"o":{"p":{"k":2,"j":0}}}"#],
+            ),
+            (
+                r#"{"data":[{"id":1,"o":[{"p":{"q":{"k":1,"k":[2]}}}]}]}"#,
+                vec![r#"{"id":1,"o":[{"p":{"q":{"k":[2]}}}]}"#],
+            ),
+            (
+                r#"{"data":[{"id":1,"x":2},{"id":2,"x":3},{"id":3,"x":4,"id":5}]}"#,
+                vec![
+                    r#"{"id":1,"x":2}"#,
+                    r#"{"id":2,"x":3}"#,
+                    r#"{"id":5,"x":4}"#,
+                ],
+            ),
+            // An escaped key is the same key as its plain spelling.
+            (
+                r#"{"data":[{"id":1,"a":1,"\u0061":2}]}"#,
+                vec![r#"{"id":1,"a":2}"#],
+            ),
+        ];
+        for (body, want) in dups {
+            let [fast, general] = both(body);
+            assert_eq!(fast, general, "{body}");
+            let mut want: Vec<String> = want.into_iter().map(str::to_owned).collect();
+            want.push("next=null".into());
+            assert_eq!(fast.unwrap(), want, "{body}");
+        }
+        // The same keys in different records and objects, or an escaped key alone, are
+        // no duplicates: the fast path keeps the bytes as sent.
+        for body in [
+            r#"{"data":[{"id":1,"o":{"id":1}},{"id":2, "o":{"id":2}}]}"#,
+            r#"{"data":[{"\u0061":1,"b":{"a":2}}]}"#,
+        ] {
+            let [fast, _] = both(body);
+            let lines = fast.unwrap();
+            let inner = body
+                .trim_start_matches(r#"{"data":["#)
+                .trim_end_matches("]}");
+            assert_eq!(lines[..lines.len() - 1].join(","), inner, "{body}");
+        }
+        for body in [
+            r#"{"data":[{"id":1},{"id":2,"o":{"p":{"s":"x\udc00"}}}]}"#,
+            r#"{"data":[{"id":1,"o":{"\ud800":1}}]}"#,
+            r#"{"data":[{"id":1,"o":{"\ud800\u0041":1}}]}"#,
+            r#"{"data":[{"id":1}],"next":{"a":"\ud800"}}"#,
+        ] {
+            let [fast, general] = both(body);
+            assert_eq!(fast, general, "{body}");
+            assert!(
+                fast.unwrap_err().contains("lone UTF-16 surrogate"),
+                "{body}"
+            );
+        }
+    }
+
     /// A small deterministic generator of page bodies (splitmix64): records with few
     /// keys (so that some repeat), nested objects and arrays, escapes, surrogates,
     /// numbers of every form, whitespace, and sometimes a broken byte.
