@@ -7,6 +7,11 @@
 //! Both paths treat the two things serde_json's modes disagree on the same way (see
 //! `json_scan`): a lone surrogate escape refuses the page; a duplicate key makes the last
 //! value win, so a page holding one goes through the general path.
+//!
+//! The fast path first tries its own walk (`walk`), which checks keys as it reads them;
+//! on anything it does not handle, the serde walk and the scan decide, as before.
+
+mod walk;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,6 +21,31 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+/// One record's JSON text: a single JSON value, the bytes the API sent (fast path) or
+/// written by serde_json (general path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord<'a>(Cow<'a, str>);
+
+impl<'a> RawRecord<'a> {
+    /// A record's text out of a body already checked to be JSON.
+    fn borrowed(text: &'a str) -> Self {
+        Self(Cow::Borrowed(text))
+    }
+
+    /// The record's text.
+    #[inline]
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&Value> for RawRecord<'static> {
+    /// A record written from its value, compact.
+    fn from(v: &Value) -> Self {
+        Self(Cow::Owned(v.to_string()))
+    }
+}
+
 /// One page of a response: the records and the rest of the body.
 #[derive(Debug)]
 pub struct Page<'a> {
@@ -23,7 +53,7 @@ pub struct Page<'a> {
     /// records' array is replaced by `null`.
     pub meta: Value,
     /// The records, compact JSON.
-    pub records: Vec<Cow<'a, RawValue>>,
+    pub records: Vec<RawRecord<'a>>,
     /// The records path's first step did not exist in the body at all.
     pub path_missing: bool,
 }
@@ -123,22 +153,23 @@ impl Extractor {
         };
         if let Some(fields) = &self.fast {
             let mut out = Vec::new();
-            let (scan, walked) = scan_beside(body, || {
-                let mut de = serde_json::Deserializer::from_str(text);
-                Walk {
-                    fields,
-                    out: &mut out,
-                }
-                .deserialize(&mut de)
-                .and_then(|w| de.end().map(|()| w))
-            });
+            if let Some((meta, found)) = walk::walk(text, fields, &mut out) {
+                return Ok(Page {
+                    meta,
+                    records: out,
+                    path_missing: !found,
+                });
+            }
+            // The own walk gave up: the scan and serde_json's walk decide.
+            out.clear();
+            let scan = crate::json_scan::scan(body);
             if let Some(at) = scan.lone_surrogate {
                 return Err(surrogate(at));
             }
             // A duplicate key anywhere: the general path, where the last value wins
             // everywhere, records and metadata alike.
             if !scan.duplicate_keys {
-                match walked {
+                match serde_walk(text, fields, &mut out) {
                     Ok(Walked::Done(meta, found)) => {
                         return Ok(Page {
                             meta,
@@ -156,11 +187,7 @@ impl Extractor {
             .path
             .query(&doc)
             .map_err(|e| ExtractError::new(e.to_string()))?;
-        let records = found
-            .into_iter()
-            .map(|v| serde_json::value::to_raw_value(v).map(Cow::Owned))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ExtractError::new(e.to_string()))?;
+        let records: Vec<_> = found.into_iter().map(RawRecord::from).collect();
         let path_missing = records.is_empty() && first_step_missing(&self.path, &doc);
         Ok(Page {
             meta: doc,
@@ -185,7 +212,7 @@ fn first_step_missing(path: &JsonPath, doc: &Value) -> bool {
 }
 
 /// Appends one record to a JSON-lines buffer: compact, one line, optional extra fields first.
-pub fn write_line(buf: &mut Vec<u8>, raw: &RawValue, extra: &[(String, Value)]) {
+pub fn write_line(buf: &mut Vec<u8>, raw: &RawRecord<'_>, extra: &[(String, Value)]) {
     write_text(buf, raw.get(), extra);
 }
 
@@ -246,29 +273,16 @@ fn minify_in_place(buf: &mut Vec<u8>, start: usize) {
     buf.truncate(w);
 }
 
-/// Pages from this size up are scanned on a second thread while the fast path walks them:
-/// the SIMD scan costs about a third of the walk, a thread tens of microseconds; beside
-/// saves wall time, inline CPU time (docs/performance.md, issue 11).
-const SCAN_BESIDE_FROM: usize = 64 * 1024;
-
-/// Runs the duplicate-key and surrogate scan of `body` and `walk` side by side (one after
-/// the other for small pages) and returns both results.
-fn scan_beside<T>(body: &[u8], walk: impl FnOnce() -> T) -> (crate::json_scan::Scan, T) {
-    if body.len() < SCAN_BESIDE_FROM {
-        return (crate::json_scan::scan(body), walk());
-    }
-    std::thread::scope(|s| {
-        let side = std::thread::Builder::new()
-            .name("json-scan".into())
-            .spawn_scoped(s, || crate::json_scan::scan(body));
-        let walked = walk();
-        // No thread to be had, or one that failed: scan here instead.
-        let scan = match side.map(|h| h.join()) {
-            Ok(Ok(scan)) => scan,
-            _ => crate::json_scan::scan(body),
-        };
-        (scan, walked)
-    })
+/// serde_json's walk of a body along the records' fields (the fast path's way out).
+fn serde_walk<'a>(
+    text: &'a str,
+    fields: &[String],
+    out: &mut Vec<RawRecord<'a>>,
+) -> Result<Walked, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let walked = Walk { fields, out }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(walked)
 }
 
 /// The result of walking a body along the records' fields.
@@ -283,7 +297,7 @@ enum Walked {
 /// the page's vector: on a page of millions of records a second vector is megabytes).
 struct Walk<'p, 'a> {
     fields: &'p [String],
-    out: &'p mut Vec<Cow<'a, RawValue>>,
+    out: &'p mut Vec<RawRecord<'a>>,
 }
 
 impl<'de, 'p> DeserializeSeed<'de> for Walk<'p, 'de> {
@@ -304,7 +318,7 @@ impl<'de, 'p> Visitor<'de> for Walk<'p, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walked, A::Error> {
         if self.fields.is_empty() {
             while let Some(r) = seq.next_element::<&'de RawValue>()? {
-                self.out.push(Cow::Borrowed(r));
+                self.out.push(RawRecord::borrowed(r.get()));
             }
             Ok(Walked::Done(Value::Null, true))
         } else {
@@ -446,10 +460,10 @@ mod tests {
 
     #[test]
     fn extra_fields_spliced_in_front() {
-        let raw = serde_json::value::to_raw_value(&serde_json::json!({"x": 1})).unwrap();
+        let raw = RawRecord::from(&serde_json::json!({"x": 1}));
         let mut buf = Vec::new();
         write_line(&mut buf, &raw, &[("order_id".into(), Value::from(7))]);
-        let empty = serde_json::value::to_raw_value(&serde_json::json!({})).unwrap();
+        let empty = RawRecord::from(&serde_json::json!({}));
         write_line(&mut buf, &empty, &[("order_id".into(), Value::from(7))]);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
@@ -551,5 +565,315 @@ mod tests {
             .page(br#"{"data":[{"s":"\ud83d"#, "application/json")
             .unwrap_err();
         assert!(e.cut_short, "{}", e.message);
+    }
+
+    /// What the own walk gives up on is decided as before: duplicates at any depth go
+    /// through the general path, lone surrogates refuse the page, both paths alike.
+    #[test]
+    fn odd_json_alike_on_both_paths_at_any_depth() {
+        let dups = [
+            // Duplicates nested at depths 2, 3 and 4, and in a later record only.
+            (
+                r#"{"data":[{"id":1,"o":{"k":1,"k":2}}]}"#,
+                vec![r#"{"id":1,"o":{"k":2}}"#],
+            ),
+            (
+                r#"{"data":[{"id":1,"o":{"p":{"k":1,"j":0,"k":2}}}]}"#,
+                vec![r#"{"id":1,"o":{"p":{"k":2,"j":0}}}"#],
+            ),
+            (
+                r#"{"data":[{"id":1,"o":[{"p":{"q":{"k":1,"k":[2]}}}]}]}"#,
+                vec![r#"{"id":1,"o":[{"p":{"q":{"k":[2]}}}]}"#],
+            ),
+            (
+                r#"{"data":[{"id":1,"x":2},{"id":2,"x":3},{"id":3,"x":4,"id":5}]}"#,
+                vec![
+                    r#"{"id":1,"x":2}"#,
+                    r#"{"id":2,"x":3}"#,
+                    r#"{"id":5,"x":4}"#,
+                ],
+            ),
+            // An escaped key is the same key as its plain spelling.
+            (
+                r#"{"data":[{"id":1,"a":1,"\u0061":2}]}"#,
+                vec![r#"{"id":1,"a":2}"#],
+            ),
+        ];
+        for (body, want) in dups {
+            let [fast, general] = both(body);
+            assert_eq!(fast, general, "{body}");
+            let mut want: Vec<String> = want.into_iter().map(str::to_owned).collect();
+            want.push("next=null".into());
+            assert_eq!(fast.unwrap(), want, "{body}");
+        }
+        // The same keys in different records and objects, or an escaped key alone, are
+        // no duplicates: the fast path keeps the bytes as sent.
+        for body in [
+            r#"{"data":[{"id":1,"o":{"id":1}},{"id":2, "o":{"id":2}}]}"#,
+            r#"{"data":[{"\u0061":1,"b":{"a":2}}]}"#,
+        ] {
+            let [fast, _] = both(body);
+            let lines = fast.unwrap();
+            let inner = body
+                .trim_start_matches(r#"{"data":["#)
+                .trim_end_matches("]}");
+            assert_eq!(lines[..lines.len() - 1].join(","), inner, "{body}");
+        }
+        for body in [
+            r#"{"data":[{"id":1},{"id":2,"o":{"p":{"s":"x\udc00"}}}]}"#,
+            r#"{"data":[{"id":1,"o":{"\ud800":1}}]}"#,
+            r#"{"data":[{"id":1,"o":{"\ud800\u0041":1}}]}"#,
+            r#"{"data":[{"id":1}],"next":{"a":"\ud800"}}"#,
+        ] {
+            let [fast, general] = both(body);
+            assert_eq!(fast, general, "{body}");
+            assert!(
+                fast.unwrap_err().contains("lone UTF-16 surrogate"),
+                "{body}"
+            );
+        }
+    }
+
+    /// A small deterministic generator of page bodies (splitmix64): records with few
+    /// keys (so that some repeat), nested objects and arrays, escapes, surrogates,
+    /// numbers of every form, whitespace, and sometimes a broken byte.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+
+        fn ws(&mut self, out: &mut String) {
+            if self.below(4) == 0 {
+                out.push_str(self.pick(&[" ", "\n  ", "\t", "\r\n", "   "]));
+            }
+        }
+
+        fn string(&mut self, out: &mut String) {
+            out.push('"');
+            for _ in 0..self.below(4) {
+                out.push_str(self.pick(&[
+                    "abc",
+                    "x y",
+                    "é",
+                    "{}:,[]",
+                    r#"\""#,
+                    r"\\",
+                    r"\n",
+                    r"\/",
+                    r"\u0061",
+                    r"\u00e9",
+                    r"\ud83d\ude00",
+                    r"\uDBFF\uDFFF",
+                    r"\ud800",
+                    r"\udc00",
+                    r"\ud800\u0041",
+                    r"\ud800\n",
+                ]));
+            }
+            out.push('"');
+        }
+
+        fn key(&mut self, out: &mut String) {
+            if self.below(12) == 0 {
+                self.string(out);
+            } else {
+                out.push_str(self.pick(&[
+                    r#""id""#,
+                    r#""a""#,
+                    r#""b""#,
+                    r#""customer_id""#,
+                    r#""abcdefghijklmnopq1""#,
+                    r#""abcdefghijklmnopq2""#,
+                    r#""""#,
+                    r#""\u0061""#,
+                ]));
+            }
+        }
+
+        fn value(&mut self, depth: usize, out: &mut String) {
+            let pick = if depth > 4 {
+                3 + self.below(4)
+            } else {
+                self.below(7)
+            };
+            match pick {
+                0 | 1 => {
+                    out.push('{');
+                    for i in 0..self.below(5) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.ws(out);
+                        self.key(out);
+                        self.ws(out);
+                        out.push(':');
+                        self.ws(out);
+                        self.value(depth + 1, out);
+                        self.ws(out);
+                    }
+                    out.push('}');
+                }
+                2 => {
+                    out.push('[');
+                    for i in 0..self.below(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.ws(out);
+                        self.value(depth + 1, out);
+                    }
+                    out.push(']');
+                }
+                3 => self.string(out),
+                4 => out.push_str(self.pick(&[
+                    "0", "-0", "12", "-3.25", "1e5", "1E+2", "2.5e-3", "0.0", "1e999",
+                ])),
+                5 => out.push_str(self.pick(&["true", "false", "null"])),
+                _ => out.push_str(&self.below(100_000).to_string()),
+            }
+        }
+
+        /// A page: the records' array among other fields, or a bare array.
+        fn body(&mut self) -> String {
+            let mut out = String::new();
+            let records = |g: &mut Self, out: &mut String| {
+                out.push('[');
+                for i in 0..g.below(6) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    g.ws(out);
+                    // Records mostly share their keys, as an API's do.
+                    if g.below(3) == 0 {
+                        out.push_str(r#"{"id":1,"a":"x","b":{"a":1,"id":2}}"#);
+                    } else {
+                        g.value(1, out);
+                    }
+                    g.ws(out);
+                }
+                out.push(']');
+            };
+            match self.below(5) {
+                0 => records(self, &mut out),
+                _ => {
+                    out.push('{');
+                    let n = self.below(4);
+                    let at = self.below(n + 1);
+                    for i in 0..=n {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.ws(&mut out);
+                        if i == at {
+                            out.push_str(self.pick(&[r#""data""#, r#""data""#, r#""dat\u0061""#]));
+                            out.push(':');
+                            self.ws(&mut out);
+                            match self.below(12) {
+                                0 => self.value(1, &mut out),
+                                _ => records(self, &mut out),
+                            }
+                        } else {
+                            out.push_str(self.pick(&[r#""next""#, r#""total""#, r#""data""#]));
+                            out.push(':');
+                            self.value(1, &mut out);
+                        }
+                    }
+                    out.push('}');
+                }
+            }
+            self.ws(&mut out);
+            out
+        }
+
+        /// Breaks the text now and then: cuts it, drops or inserts a byte.
+        fn mangle(&mut self, text: &mut String) {
+            let mut b = std::mem::take(text).into_bytes();
+            let at = self.below(b.len() + 1);
+            match self.below(3) {
+                0 => b.truncate(at),
+                1 => {
+                    if at < b.len() {
+                        b.remove(at);
+                    }
+                }
+                _ => {
+                    let junk =
+                        self.pick(&["\"", "\\", "{", "}", ":", ",", "]", "0", "\t", "\x0c", "x"]);
+                    b.splice(at..at, junk.bytes());
+                }
+            }
+            *text = String::from_utf8_lossy(&b).into_owned();
+        }
+    }
+
+    /// The own walk's answer, when it gives one, is the serde walk's, and the scan finds
+    /// nothing in such a page; over bodies of every kind, broken ones included.
+    #[test]
+    fn own_walk_answers_as_the_serde_walk_does() {
+        let fields = ["data".to_owned()];
+        let mut g = Gen(5);
+        let (mut answered, mut gave_up) = (0, 0);
+        for round in 0..20_000 {
+            let mut body = g.body();
+            if round % 4 == 3 {
+                g.mangle(&mut body);
+            }
+            for fields in [&fields[..], &[]] {
+                let mut own = Vec::new();
+                let Some((meta, found)) = walk::walk(&body, fields, &mut own) else {
+                    gave_up += 1;
+                    continue;
+                };
+                answered += 1;
+                let scan = crate::json_scan::scan(body.as_bytes());
+                assert_eq!(scan, crate::json_scan::Scan::default(), "{body}");
+                let mut theirs = Vec::new();
+                match serde_walk(&body, fields, &mut theirs) {
+                    Ok(Walked::Done(m, f)) => {
+                        assert_eq!((&own, &meta, found), (&theirs, &m, f), "{body}");
+                    }
+                    Ok(Walked::Fallback) => panic!("serde fell back on {body}"),
+                    Err(e) => panic!("serde refused {body}: {e}"),
+                }
+                // And the general path reads the same records.
+                // Both fast walks let a number serde_json cannot hold as f64 through;
+                // the general path refuses it (as before the own walk).
+                let Ok(general) = serde_json::from_str::<Value>(&body) else {
+                    assert!(body.contains("1e999"), "{body}");
+                    continue;
+                };
+                let path = if fields.is_empty() {
+                    "$[*]"
+                } else {
+                    "$.data[*]"
+                };
+                let want: Vec<Value> = JsonPath::new(path)
+                    .query(&general)
+                    .unwrap()
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                let got: Vec<Value> = own
+                    .iter()
+                    .map(|r| serde_json::from_str(r.get()).unwrap())
+                    .collect();
+                assert_eq!(got, want, "{body}");
+            }
+        }
+        assert!(answered > 3_000 && gave_up > 3_000, "{answered} {gave_up}");
     }
 }

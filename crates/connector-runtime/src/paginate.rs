@@ -1,14 +1,13 @@
 //! Which page comes next, and when to stop: one state machine per pagination kind.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use connector_spec::{JsonPath, PageParam, Pagination};
 use reqwest::header::HeaderMap;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::extract::RawRecord;
 use crate::printable;
 
 /// Where the next request goes.
@@ -242,11 +241,7 @@ impl Paginator {
     /// the rest are dropped, and no further page is read); `next_record` makes the next
     /// cursor from the last record. Returns how many records to keep; without either
     /// rule, all of them, untouched.
-    pub fn cut(
-        &mut self,
-        records: &[Cow<'_, RawValue>],
-        ctx: &Value,
-    ) -> Result<usize, PaginateError> {
+    pub fn cut(&mut self, records: &[RawRecord<'_>], ctx: &Value) -> Result<usize, PaginateError> {
         self.from_record = None;
         let next = match &self.kind {
             Pagination::Cursor {
@@ -260,7 +255,7 @@ impl Paginator {
             return Ok(records.len());
         }
         let base = minijinja::Value::from(minijinja::value::Serde(ctx));
-        let with = |raw: &RawValue| -> Result<minijinja::Value, PaginateError> {
+        let with = |raw: &RawRecord<'_>| -> Result<minijinja::Value, PaginateError> {
             let record: Value = serde_json::from_str(raw.get())
                 .map_err(|e| PaginateError(format!("a record is not JSON: {e}")))?;
             Ok(minijinja::context! {
@@ -1140,11 +1135,8 @@ mod tests {
         assert!(e.0.contains("next page number"), "{e}");
     }
 
-    fn raws(items: &[Value]) -> Vec<Cow<'static, RawValue>> {
-        items
-            .iter()
-            .map(|v| Cow::Owned(RawValue::from_string(v.to_string()).unwrap()))
-            .collect()
+    fn raws(items: &[Value]) -> Vec<RawRecord<'static>> {
+        items.iter().map(RawRecord::from).collect()
     }
 
     fn record_kind(next: &str, size: Option<u64>, stop: Option<&str>) -> Pagination {

@@ -23,7 +23,6 @@ pub(crate) mod window_stage;
 use std::sync::Arc;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 pub use children::Child;
 pub use select::Page;
@@ -42,7 +41,7 @@ use window_stage::WindowStage;
 /// One record on its way through the stages: the bytes as sent, the parsed value when a
 /// stage reads it, and the re-serialised text once a transformation changed it.
 pub(crate) struct Rec<'a> {
-    raw: &'a RawValue,
+    raw: &'a str,
     value: Option<Value>,
     text: Option<String>,
 }
@@ -51,7 +50,7 @@ impl<'a> Rec<'a> {
     /// A record; parsed only when `parse` says a stage needs it.
     // Inlined: on the raw-bytes path this is a few moves per record, not a call.
     #[inline]
-    pub(crate) fn new(raw: &'a RawValue, parse: bool) -> Result<Self, StreamError> {
+    pub(crate) fn new(raw: &'a str, parse: bool) -> Result<Self, StreamError> {
         if !parse {
             return Ok(Self {
                 raw,
@@ -63,8 +62,8 @@ impl<'a> Rec<'a> {
     }
 
     /// A record with its parsed value.
-    fn parsed(raw: &'a RawValue) -> Result<Self, StreamError> {
-        let value = serde_json::from_str(raw.get()).map_err(|e| StreamError(e.to_string()))?;
+    fn parsed(raw: &'a str) -> Result<Self, StreamError> {
+        let value = serde_json::from_str(raw).map_err(|e| StreamError(e.to_string()))?;
         Ok(Self {
             raw,
             value: Some(value),
@@ -82,7 +81,7 @@ impl<'a> Rec<'a> {
     /// changed it.
     #[inline]
     pub(crate) fn text(&self) -> &str {
-        self.text.as_deref().unwrap_or(self.raw.get())
+        self.text.as_deref().unwrap_or(self.raw)
     }
 
     /// A digest of [`text`](Self::text), to recognise the record at the window's boundary.
@@ -155,10 +154,13 @@ impl StreamRun {
     ) -> Result<Vec<ForChildren>, StreamError> {
         let st = &self.stages;
         let parse = st.parse(pass);
+        if !parse {
+            return self.run_plain(page, lines);
+        }
         let mut written = 0u64;
         let mut parents = Vec::new();
         for raw in &page.records {
-            let mut rec = Rec::new(raw, parse)?;
+            let mut rec = Rec::new(raw.get(), parse)?;
             if let (Some(t), Some(b)) = (&st.transform, base) {
                 rec.transform(t, b)?;
             }
@@ -215,6 +217,32 @@ impl StreamRun {
         Ok(parents)
     }
 
+    /// [`run_page`](Self::run_page) for a stream no stage reads (no transform, filter,
+    /// dedup, window, children or `include`): each record's bytes go straight to the
+    /// lines, and only the limit can stop the page.
+    fn run_plain(
+        &self,
+        page: &Page<'_>,
+        lines: &mut Lines,
+    ) -> Result<Vec<ForChildren>, StreamError> {
+        let limit = &self.stages.limit;
+        let mut written = 0u64;
+        for raw in &page.records {
+            if !limit.take() {
+                break;
+            }
+            lines.push_text(raw.get());
+            written += 1;
+            if lines.is_full() {
+                self.write_out(lines.buf())?;
+            }
+        }
+        self.write_out(lines.buf())?;
+        Stats::add(&self.stats.records, written);
+        limit.settle();
+        Ok(Vec::new())
+    }
+
     /// Whether the stream's filter (if any) keeps the record.
     fn filter_keeps(
         &self,
@@ -261,26 +289,26 @@ mod tests {
 
     #[test]
     fn an_untouched_record_keeps_its_bytes() {
-        let raw = RawValue::from_string(r#"{"b": 1.50, "a": 2}"#.into()).unwrap();
-        let fast = Rec::new(&raw, false).unwrap();
+        let raw = r#"{"b": 1.50, "a": 2}"#;
+        let fast = Rec::new(raw, false).unwrap();
         assert!(fast.value().is_none(), "not parsed when no stage reads it");
         assert_eq!(fast.text(), r#"{"b": 1.50, "a": 2}"#);
         let steps: Vec<connector_spec::transform::Step> =
             serde_json::from_str(r#"[{"remove": "zz"}]"#).unwrap();
         let noop = Transform::new(&steps, "s").unwrap();
-        let mut rec = Rec::new(&raw, true).unwrap();
+        let mut rec = Rec::new(raw, true).unwrap();
         rec.transform(&noop, &minijinja::Value::from(())).unwrap();
         assert_eq!(
             rec.text(),
-            raw.get(),
+            raw,
             "a step that changed nothing keeps the bytes"
         );
-        assert_eq!(rec.digest(), digest(raw.get()));
+        assert_eq!(rec.digest(), digest(raw));
         let steps: Vec<connector_spec::transform::Step> =
             serde_json::from_str(r#"[{"remove": "a"}]"#).unwrap();
         let t = Transform::new(&steps, "s").unwrap();
         rec.transform(&t, &minijinja::Value::from(())).unwrap();
         assert_eq!(rec.text(), r#"{"b":1.5}"#);
-        assert_ne!(rec.digest(), digest(raw.get()));
+        assert_ne!(rec.digest(), digest(raw));
     }
 }

@@ -2,21 +2,18 @@
 //! its body, with the response's headers and URL, as one [`Page`] that the later stages
 //! and the paginator read.
 
-use std::borrow::Cow;
-
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use url::Url;
 
-use crate::extract::{ExtractError, Extractor};
+use crate::extract::{ExtractError, Extractor, RawRecord};
 use crate::http::Incoming;
 
 /// One page of a response.
 #[derive(Debug)]
 pub struct Page<'a> {
     /// The records, compact JSON as sent.
-    pub records: Vec<Cow<'a, RawValue>>,
+    pub records: Vec<RawRecord<'a>>,
     /// The body for the other JSONPaths (next cursor, totals); in the fast path the
     /// records' array is replaced by `null`.
     pub meta: Value,
