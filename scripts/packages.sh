@@ -1,10 +1,8 @@
-# Sourced by scripts/test.sh and .ci/run: every workspace member plus sink-duckdb (built
-# only with DuckDB, so not a member) as `-p` arguments, and the features that link
-# DuckDB. Every cargo step of CI takes the same list and features, so cargo resolves the
-# dependencies' features the same way each time and builds each dependency once (a
-# step with other features would build another copy of everything above the first
-# dependency whose features differ). `--workspace` cannot take a package from outside
-# the workspace, hence the list, read from `cargo metadata` so no member is left out.
+# Sourced by .ci/run: every workspace member plus sink-duckdb (built only with DuckDB, so
+# not a member) as `-p` arguments, and the features that link DuckDB, for one clippy run
+# over everything (instead of one over the workspace and a second with DuckDB).
+# `--workspace` cannot take a package from outside the workspace, hence the list, read
+# from `cargo metadata` so no member is left out.
 members="$(cargo metadata --no-deps --format-version 1 \
   | python3 -c 'import json, sys; print("\n".join(p["name"] for p in json.load(sys.stdin)["packages"]))')"
 PACKAGES=()
