@@ -3,9 +3,11 @@
 
 use duckdb::Connection;
 use duckdb::types::{TimeUnit, ToSqlOutput, Value as DValue, ValueRef};
-use serde_json::{Map, Value};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{Backend, Cell, Change, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target};
+use sink_sql::{
+    Backend, Cell, Change, Dialect, Kind, LoadError, Meta, Mode, Page, Raw, SqlType, Table,
+    TableSpec, Target,
+};
 
 const SQL: Dialect = Dialect::DuckDb;
 
@@ -44,6 +46,9 @@ pub struct DuckLoader {
     schema: String,
     stage_name: String,
     t: Target,
+    /// Whether a staging transaction is open: pages are appended in one transaction per
+    /// checkpoint, not one commit (and WAL sync) per page.
+    staging: bool,
 }
 
 impl DuckLoader {
@@ -93,6 +98,7 @@ impl DuckLoader {
             shown: at,
             schema: schema.to_owned(),
             stage_name,
+            staging: false,
             t: Target {
                 table,
                 target,
@@ -116,24 +122,84 @@ impl DuckLoader {
     }
 }
 
-/// A cell as the appender takes it; text is borrowed from the record.
-fn to_sql<'a>(cell: &'a Cell<'a>) -> ToSqlOutput<'a> {
+/// A value as the appender takes it, for a column of type `ty` (which fits it): the
+/// common values straight from the page's bytes, text borrowed; the others through
+/// `serde_json` (escaped strings, nested values, a value in a wider column).
+fn to_sql<'a>(
+    ty: SqlType,
+    page: &'a Page,
+    raw: &Raw,
+    row: usize,
+) -> Result<ToSqlOutput<'a>, LoadError> {
+    let owned = |v| Ok(ToSqlOutput::Owned(v));
+    match (ty, raw.kind) {
+        (_, Kind::Null) => owned(DValue::Null),
+        (SqlType::BigInt, Kind::Int) => owned(DValue::BigInt(raw.num)),
+        (SqlType::Double, Kind::Int) => owned(DValue::Double(raw.num as f64)),
+        (SqlType::Double, Kind::Uint | Kind::Float) => {
+            let text = std::str::from_utf8(page.text(raw)).unwrap_or_default();
+            match text.parse::<f64>() {
+                Ok(f) => owned(DValue::Double(f)),
+                Err(_) => owned(DValue::Null),
+            }
+        }
+        (SqlType::Text, Kind::Int | Kind::Uint) => {
+            Ok(ToSqlOutput::Borrowed(ValueRef::Text(page.text(raw))))
+        }
+        (SqlType::Boolean, Kind::True) => owned(DValue::Boolean(true)),
+        (SqlType::Boolean, Kind::False) => owned(DValue::Boolean(false)),
+        // As an instant: the appender's own cast from text would drop the UTC offset.
+        (SqlType::Timestamp, Kind::Str) if raw.time => {
+            owned(DValue::Timestamp(TimeUnit::Microsecond, raw.num))
+        }
+        (SqlType::Text, Kind::Str) => Ok(ToSqlOutput::Borrowed(ValueRef::Text(page.plain(raw)))),
+        _ => {
+            let v = page.value(raw, row, false)?;
+            owned(cell_value(&Cell::new(ty, &v)))
+        }
+    }
+}
+
+/// A cell as an owned appender value.
+fn cell_value(cell: &Cell<'_>) -> DValue {
     match cell {
-        Cell::Null => ToSqlOutput::Owned(DValue::Null),
-        Cell::Int(i) => ToSqlOutput::Owned(DValue::BigInt(*i)),
-        Cell::Float(f) => ToSqlOutput::Owned(DValue::Double(*f)),
-        Cell::Bool(b) => ToSqlOutput::Owned(DValue::Boolean(*b)),
-        // As a value: the appender's own cast from text would drop the UTC offset.
+        Cell::Null => DValue::Null,
+        Cell::Int(i) => DValue::BigInt(*i),
+        Cell::Float(f) => DValue::Double(*f),
+        Cell::Bool(b) => DValue::Boolean(*b),
         Cell::Timestamp(s) => match sink_sql::timestamp_micros(s) {
-            Some(us) => ToSqlOutput::Owned(DValue::Timestamp(TimeUnit::Microsecond, us)),
-            None => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Some(us) => DValue::Timestamp(TimeUnit::Microsecond, us),
+            None => DValue::Text((*s).to_owned()),
         },
-        Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-        Cell::Json(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        Cell::Text(s) => DValue::Text(s.to_string()),
+        Cell::Json(s) => DValue::Text(s.clone()),
     }
 }
 
 impl DuckLoader {
+    /// Opens the staging transaction unless one is open.
+    fn begin_staging(&mut self) -> Result<(), LoadError> {
+        if !self.staging {
+            self.conn
+                .execute_batch("BEGIN TRANSACTION")
+                .map_err(|e| db_err(&self.shown, &e))?;
+            self.staging = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the staged rows (only into the staging table: the target and the state
+    /// move in the publishing transaction, which a conflict may make retry).
+    fn commit_staging(&mut self) -> Result<(), LoadError> {
+        if self.staging {
+            self.staging = false;
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| db_err(&self.shown, &e))?;
+        }
+        Ok(())
+    }
+
     /// Runs the statements in one transaction (rolled back on any error).
     fn transaction(&mut self, sql: &[String]) -> Result<(), LoadError> {
         let shown = self.shown.clone();
@@ -147,19 +213,17 @@ impl DuckLoader {
 
 impl Backend for DuckLoader {
     fn evolve(&mut self, _model: &Table, changes: &[Change]) -> Result<(), LoadError> {
+        // DuckDB alters no table with rows appended in the same transaction.
+        self.commit_staging()?;
         let sql = SQL.alter(&self.t.stage, changes).join("; ");
         self.conn.execute_batch(&sql).map_err(|e| self.err(e))
     }
 
-    fn stage(
-        &mut self,
-        model: &Table,
-        rows: &[Map<String, Value>],
-        meta: &Meta,
-    ) -> Result<(), LoadError> {
-        if rows.is_empty() {
+    fn stage(&mut self, model: &Table, page: &Page, meta: &Meta) -> Result<(), LoadError> {
+        if page.is_empty() {
             return Ok(());
         }
+        self.begin_staging()?;
         let replace = self.t.is_replace();
         // Named columns: evolution adds columns after the metadata ones, so the staging
         // table's order is not the model's.
@@ -172,24 +236,36 @@ impl Backend for DuckLoader {
             .conn
             .appender_with_columns_to_db(&self.stage_name, &self.schema, &names)
             .map_err(|e| db_err(&self.shown, &e))?;
+        let extracted = match sink_sql::timestamp_micros(&meta.extracted_at) {
+            Some(us) => DValue::Timestamp(TimeUnit::Microsecond, us),
+            None => DValue::Text(meta.extracted_at.clone()),
+        };
         let mut slots = Vec::with_capacity(model.columns().len());
-        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(model.columns().len() + 3);
-        for (i, r) in rows.iter().enumerate() {
-            model.fill(r, &mut slots);
+        let mut cells: Vec<ToSqlOutput<'_>> = Vec::with_capacity(model.columns().len() + 3);
+        for i in 0..page.len() {
+            let values = page.row(i);
+            page.fill(values, model.columns().len(), &mut slots);
             cells.clear();
-            for (c, v) in model.columns().iter().zip(&slots) {
-                cells.push(v.map_or(Cell::Null, |v| Cell::new(c.ty, v)));
+            for (c, &s) in model.columns().iter().zip(&slots) {
+                cells.push(match values.get(s as usize) {
+                    Some(raw) => to_sql(c.ty, page, raw, i)?,
+                    None => ToSqlOutput::Owned(DValue::Null),
+                });
             }
-            cells.push(Cell::Text(meta.load_id.as_str().into()));
-            cells.push(Cell::Timestamp(&meta.extracted_at));
+            cells.push(ToSqlOutput::Borrowed(ValueRef::Text(
+                meta.load_id.as_bytes(),
+            )));
+            cells.push(ToSqlOutput::Borrowed(ValueRef::from(&extracted)));
             if !replace {
-                cells.push(Cell::Int(meta.first_row + i as i64));
+                cells.push(ToSqlOutput::Owned(DValue::BigInt(
+                    meta.first_row + i as i64,
+                )));
             }
-            app.append_row(duckdb::appender_params_from_iter(cells.iter().map(to_sql)))
+            app.append_row(duckdb::appender_params_from_iter(cells.iter()))
                 .map_err(|e| db_err(&self.shown, &e))?;
         }
         app.flush().map_err(|e| db_err(&self.shown, &e))?;
-        self.t.staged += rows.len() as u64;
+        self.t.staged += page.len() as u64;
         Ok(())
     }
 
@@ -199,6 +275,7 @@ impl Backend for DuckLoader {
         state: Option<&str>,
         finish: bool,
     ) -> Result<(), LoadError> {
+        self.commit_staging()?;
         let sql = self.t.statements(SQL, model, state, finish);
         if sql.is_empty() {
             return Ok(());
@@ -220,6 +297,9 @@ impl Backend for DuckLoader {
     }
 
     fn abandon(&mut self) {
+        if self.staging {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
         let _ = self
             .conn
             .execute_batch(&format!("DROP TABLE IF EXISTS {}", self.t.stage));

@@ -8,6 +8,8 @@
 //! blocking client inside an async runtime (every connection lives on its own thread),
 //! and must never print a password (it never has one in a URL: it is refused).
 
+mod copy;
+mod encode;
 pub mod load;
 pub mod target;
 

@@ -1,13 +1,12 @@
 //! One stream's load into PostgreSQL: text `COPY` into a staging table, then one
 //! transaction that evolves the target, moves the rows in and saves the state.
 
-use std::io::Write;
-
 use postgres::{Client, NoTls};
-use serde_json::{Map, Value};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{Backend, Cell, Change, Dialect, LoadError, Meta, Mode, Table, TableSpec, Target};
+use sink_sql::{Backend, Change, Dialect, LoadError, Meta, Mode, Page, Table, TableSpec, Target};
 
+use crate::copy::{CHUNK, CopyIn};
+use crate::encode;
 use crate::target::PgTarget;
 
 const SQL: Dialect = Dialect::Postgres;
@@ -63,12 +62,16 @@ fn read_columns(
 
 /// One stream's connection and tables.
 pub struct PgLoader {
-    client: Client,
+    /// The connection, unless a COPY's thread has it (or lost it).
+    client: Option<Client>,
     shown: String,
     t: Target,
-    /// Rows encoded for `copy`, not sent yet.
+    /// Rows encoded for the COPY, not sent yet.
     buf: Vec<u8>,
-    copy: Option<String>,
+    /// The COPY in progress, which holds the connection.
+    copy: Option<CopyIn>,
+    /// Each column's value in the record being encoded.
+    slots: Vec<u32>,
 }
 
 impl PgLoader {
@@ -155,7 +158,7 @@ impl PgLoader {
             }
         };
         let loader = Self {
-            client,
+            client: Some(client),
             shown: at,
             t: Target {
                 table,
@@ -171,14 +174,68 @@ impl PgLoader {
                 load_id: load_id.to_owned(),
                 staged: 0,
             },
-            buf: Vec::with_capacity(COPY_BYTES + (1 << 20)),
+            buf: Vec::with_capacity(CHUNK + (64 << 10)),
             copy: None,
+            slots: Vec::new(),
         };
         Ok((loader, model))
     }
 
-    fn err(&self, e: postgres::Error) -> LoadError {
-        pg_err(&self.shown, &e)
+    /// The connection, once the COPY in progress has ended.
+    fn client(&mut self) -> Result<&mut Client, LoadError> {
+        self.end_copy()?;
+        let shown = &self.shown;
+        self.client
+            .as_mut()
+            .ok_or_else(|| LoadError(format!("{shown}: the connection was lost")))
+    }
+
+    /// Ends the COPY in progress (its rows are in the staging table then).
+    fn end_copy(&mut self) -> Result<(), LoadError> {
+        let Some(copy) = self.copy.take() else {
+            return Ok(());
+        };
+        let last = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
+        let (client, result) = copy.end(last);
+        self.client = client;
+        result
+    }
+
+    /// The COPY for `statement`, started when none is in progress (or another is).
+    fn copy_for(&mut self, statement: String) -> Result<&CopyIn, LoadError> {
+        if self.copy.as_ref().is_some_and(|c| c.statement != statement) {
+            self.end_copy()?;
+        }
+        if self.copy.is_none() {
+            let client = self
+                .client
+                .take()
+                .ok_or_else(|| LoadError(format!("{}: the connection was lost", self.shown)))?;
+            self.copy = Some(CopyIn::start(client, statement, &self.shown)?);
+        }
+        self.copy
+            .as_ref()
+            .ok_or_else(|| LoadError(format!("{}: no COPY in progress", self.shown)))
+    }
+
+    /// Hands the encoded rows to the COPY's thread when a chunk is full.
+    fn send_full(&mut self) -> Result<(), LoadError> {
+        if self.buf.len() < CHUNK {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        let sent = self.copy.as_ref().map(|c| c.send(chunk));
+        match sent {
+            Some(Ok(next)) => {
+                self.buf = next;
+                Ok(())
+            }
+            // The COPY failed: its error says why.
+            _ => Err(self
+                .end_copy()
+                .err()
+                .unwrap_or_else(|| LoadError(format!("{}: the COPY stopped", self.shown)))),
+        }
     }
 }
 
@@ -189,60 +246,27 @@ impl Backend for PgLoader {
 
     fn evolve(&mut self, _model: &Table, changes: &[Change]) -> Result<(), LoadError> {
         // Rows encoded for the old columns go first.
-        self.flush()?;
         let sql = SQL.alter(&self.t.stage, changes).join("; ");
-        self.client.batch_execute(&sql).map_err(|e| self.err(e))
+        let shown = self.shown.clone();
+        self.client()?
+            .batch_execute(&sql)
+            .map_err(|e| pg_err(&shown, &e))
     }
 
-    fn stage(
-        &mut self,
-        model: &Table,
-        rows: &[Map<String, Value>],
-        meta: &Meta,
-    ) -> Result<(), LoadError> {
-        if rows.is_empty() {
+    fn stage(&mut self, model: &Table, page: &Page, meta: &Meta) -> Result<(), LoadError> {
+        if page.is_empty() {
             return Ok(());
         }
         let replace = self.t.is_replace();
-        let copy = copy_statement(&self.t.stage, model, replace);
-        if self.copy.as_ref().is_some_and(|c| *c != copy) {
-            self.flush()?;
-        }
+        self.copy_for(copy_statement(&self.t.stage, model, replace))?;
         // The metadata columns are the same for the whole page: encoded once.
-        let mut tail = Vec::with_capacity(64);
-        tail.push(b'\t');
-        put_text(&mut tail, &meta.load_id);
-        tail.push(b'\t');
-        put_text(&mut tail, &meta.extracted_at);
-        let mut slots = Vec::with_capacity(model.columns().len());
-        for (i, r) in rows.iter().enumerate() {
-            model.fill(r, &mut slots);
-            for (n, (c, v)) in model.columns().iter().zip(&slots).enumerate() {
-                if n > 0 {
-                    self.buf.push(b'\t');
-                }
-                match v {
-                    Some(v) => put_cell(&mut self.buf, &Cell::new(c.ty, v)),
-                    None => self.buf.extend_from_slice(b"\\N"),
-                }
-            }
-            if model.columns().is_empty() {
-                // No data column: the tail's leading tab would open an empty one.
-                self.buf.extend_from_slice(&tail[1..]);
-            } else {
-                self.buf.extend_from_slice(&tail);
-            }
-            if !replace {
-                self.buf.push(b'\t');
-                let _ = write!(self.buf, "{}", meta.first_row + i as i64);
-            }
-            self.buf.push(b'\n');
+        let tail = encode::tail(&meta.load_id, &meta.extracted_at);
+        for i in 0..page.len() {
+            let row = (!replace).then_some(meta.first_row + i as i64);
+            encode::put_row(&mut self.buf, model, page, i, &tail, row, &mut self.slots)?;
+            self.send_full()?;
         }
-        self.copy = Some(copy);
-        self.t.staged += rows.len() as u64;
-        if self.buf.len() >= COPY_BYTES {
-            self.flush()?;
-        }
+        self.t.staged += page.len() as u64;
         Ok(())
     }
 
@@ -252,35 +276,35 @@ impl Backend for PgLoader {
         state: Option<&str>,
         finish: bool,
     ) -> Result<(), LoadError> {
-        self.flush()?;
+        self.end_copy()?;
         let sql = self.t.statements(SQL, model, state, finish);
         if sql.is_empty() {
             return Ok(());
         }
+        let shown = self.shown.clone();
         let mut tx = self
-            .client
+            .client()?
             .transaction()
-            .map_err(|e| pg_err(&self.shown, &e))?;
+            .map_err(|e| pg_err(&shown, &e))?;
         for s in &sql {
-            tx.batch_execute(s).map_err(|e| pg_err(&self.shown, &e))?;
+            tx.batch_execute(s).map_err(|e| pg_err(&shown, &e))?;
         }
-        tx.commit().map_err(|e| pg_err(&self.shown, &e))?;
+        tx.commit().map_err(|e| pg_err(&shown, &e))?;
         self.t.published(model);
         Ok(())
     }
 
     fn abandon(&mut self) {
+        // The COPY ends first: its rows reach only the staging table, which goes.
+        let _ = self.end_copy();
         if self.t.is_replace() {
-            let _ = self
-                .client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", self.t.stage));
+            let sql = format!("DROP TABLE IF EXISTS {}", self.t.stage);
+            if let Some(c) = self.client.as_mut() {
+                let _ = c.batch_execute(&sql);
+            }
         }
     }
 }
-
-/// Rows go to the server in `COPY`s of about this many bytes: several pages each, so
-/// fewer statements and round trips than one per page, memory still bounded.
-const COPY_BYTES: usize = 4 << 20;
 
 /// The `COPY` of the staging table's columns in the model's order.
 fn copy_statement(stage: &str, model: &Table, replace: bool) -> String {
@@ -291,76 +315,4 @@ fn copy_statement(stage: &str, model: &Table, replace: bool) -> String {
         names.push(quote(ROW));
     }
     format!("COPY {stage} ({}) FROM STDIN", names.join(", "))
-}
-
-impl PgLoader {
-    /// Sends the encoded rows (one `COPY`).
-    fn flush(&mut self) -> Result<(), LoadError> {
-        let Some(copy) = self.copy.take() else {
-            return Ok(());
-        };
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let mut w = self
-            .client
-            .copy_in(&copy)
-            .map_err(|e| pg_err(&self.shown, &e))?;
-        w.write_all(&self.buf)
-            .map_err(|e| LoadError(format!("{}: COPY: {e}", self.shown)))?;
-        w.finish().map_err(|e| pg_err(&self.shown, &e))?;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
-/// One cell in `COPY ... FROM STDIN` text format.
-fn put_cell(buf: &mut Vec<u8>, cell: &Cell<'_>) {
-    match cell {
-        Cell::Null => buf.extend_from_slice(b"\\N"),
-        Cell::Int(i) => {
-            let _ = write!(buf, "{i}");
-        }
-        Cell::Float(f) => {
-            let _ = write!(buf, "{f}");
-        }
-        Cell::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
-        Cell::Timestamp(s) => put_text(buf, s),
-        Cell::Text(s) => put_text(buf, s),
-        Cell::Json(s) => put_text(buf, s),
-    }
-}
-
-/// Text escaped for `COPY`: backslash, tab, newline and carriage return.
-fn put_text(buf: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        buf.extend_from_slice(&bytes[start..i]);
-        buf.extend_from_slice(esc);
-        start = i + 1;
-    }
-    buf.extend_from_slice(&bytes[start..]);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_text_is_escaped() {
-        let mut b = Vec::new();
-        put_text(&mut b, "a\tb\\c\nd\re");
-        assert_eq!(b, b"a\\tb\\\\c\\nd\\re");
-        b.clear();
-        put_cell(&mut b, &Cell::Float(0.1));
-        assert_eq!(b, b"0.1");
-    }
 }

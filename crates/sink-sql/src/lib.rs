@@ -8,6 +8,7 @@
 
 pub mod plan;
 pub mod publish;
+pub mod scan;
 pub mod sql;
 pub mod table;
 pub mod types;
@@ -15,9 +16,10 @@ pub mod worker;
 
 pub use plan::{TableSpec, mode_for};
 pub use publish::Target;
+pub use scan::{Kind, Page, Raw};
 pub use sql::{Dialect, Mode};
 pub use table::{Change, Column, Table};
-pub use types::{Cell, SqlType, timestamp_micros};
+pub use types::{Cell, Shape, SqlType, datetime_micros, timestamp_micros};
 pub use worker::{Backend, LoadError, Meta, Worker};
 
 /// The state table's name, in the destination's schema.

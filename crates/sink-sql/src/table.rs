@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::types::SqlType;
+use crate::types::{Shape, SqlType};
 
 /// Longest identifier, in bytes (PostgreSQL's limit; DuckDB has none).
 pub const IDENT_MAX: usize = 63;
@@ -163,70 +163,61 @@ impl Table {
         n
     }
 
-    /// Puts each value of a record in its column's slot (`slots` has one per column);
-    /// fields [`plan`](Self::plan) saw only as null have no column and are skipped.
-    pub fn fill<'a>(&self, record: &'a Map<String, Value>, slots: &mut Vec<Option<&'a Value>>) {
-        slots.clear();
-        slots.resize(self.columns.len(), None);
-        for (field, v) in record {
-            if let Some(&i) = self.fields.get(field) {
-                slots[i] = Some(v);
-            }
-        }
-    }
-
     /// The changes the records need, applied to this model. New columns come in the
     /// order fields first appear; a field seen only as null gets no column yet.
     pub fn plan(&mut self, records: &[Map<String, Value>]) -> Vec<Change> {
         let mut changes = Vec::new();
         for r in records {
             for (field, v) in r {
-                // The common case, without allocating: a known field whose column fits.
-                if v.is_null() {
-                    continue;
-                }
-                if let Some(&i) = self.fields.get(field)
-                    && self.columns[i].ty.accepts(v)
-                {
-                    continue;
-                }
-                let name = self.column_of(field);
-                match self.index.get(&name).map(|&i| self.columns[i].ty) {
-                    Some(ty) if ty.accepts(v) => {}
-                    Some(ty) => {
-                        let to = SqlType::of_value(v).map_or(ty, |t| ty.widen(t));
-                        if let Some(&i) = self.index.get(&name) {
-                            self.columns[i].ty = to;
-                        }
-                        match changes.iter_mut().find(|c| {
-                            matches!(c, Change::Widen { name: n, .. } | Change::Add(Column { name: n, .. }) if *n == name)
-                        }) {
-                            Some(Change::Widen { to: t, .. }) => *t = to,
-                            Some(Change::Add(c)) => c.ty = to,
-                            None => changes.push(Change::Widen {
-                                name: name.clone(),
-                                from: ty,
-                                to,
-                            }),
-                        }
-                    }
-                    None => {
-                        if let Some(ty) = SqlType::of_value(v) {
-                            let c = Column {
-                                name: name.clone(),
-                                ty,
-                            };
-                            changes.push(Change::Add(c.clone()));
-                            self.push(c);
-                        }
-                    }
-                }
-                if let Some(&i) = self.index.get(&name) {
-                    self.fields.insert(field.clone(), i);
-                }
+                self.place(field, Shape::of(v), &mut changes);
             }
         }
         changes
+    }
+
+    /// The column of a field whose value has `shape`, after adding or widening it as the
+    /// value needs (the change goes in `changes`, merged with one for the same column);
+    /// `None` while the field has been seen only as null.
+    pub fn place(&mut self, field: &str, shape: Shape, changes: &mut Vec<Change>) -> Option<usize> {
+        // The common case, without allocating: a known field whose column fits.
+        if let Some(&i) = self.fields.get(field)
+            && self.columns[i].ty.fits(shape)
+        {
+            return Some(i);
+        }
+        let ty_of_value = shape.ty?;
+        let name = self.column_of(field);
+        match self.index.get(&name).map(|&i| self.columns[i].ty) {
+            Some(ty) if ty.fits(shape) => {}
+            Some(ty) => {
+                let to = ty.widen(ty_of_value);
+                if let Some(&i) = self.index.get(&name) {
+                    self.columns[i].ty = to;
+                }
+                match changes.iter_mut().find(|c| {
+                    matches!(c, Change::Widen { name: n, .. } | Change::Add(Column { name: n, .. }) if *n == name)
+                }) {
+                    Some(Change::Widen { to: t, .. }) => *t = to,
+                    Some(Change::Add(c)) => c.ty = to,
+                    None => changes.push(Change::Widen {
+                        name: name.clone(),
+                        from: ty,
+                        to,
+                    }),
+                }
+            }
+            None => {
+                let c = Column {
+                    name: name.clone(),
+                    ty: ty_of_value,
+                };
+                changes.push(Change::Add(c.clone()));
+                self.push(c);
+            }
+        }
+        let i = *self.index.get(&name)?;
+        self.fields.insert(field.to_owned(), i);
+        Some(i)
     }
 
     /// The changes that bring `older` (another table's columns) to this model.

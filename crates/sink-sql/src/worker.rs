@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
+use crate::scan::{Page, Scanner};
 use crate::table::{Change, Table};
 
 /// Pages waiting for the database: two, so one is parsed while the other is loaded.
@@ -43,13 +42,8 @@ pub trait Backend: Send + 'static {
     }
     /// Applies changes to the staging table's columns (before rows that need them).
     fn evolve(&mut self, model: &Table, changes: &[Change]) -> Result<(), LoadError>;
-    /// Appends rows to the staging table.
-    fn stage(
-        &mut self,
-        model: &Table,
-        rows: &[Map<String, Value>],
-        meta: &Meta,
-    ) -> Result<(), LoadError>;
+    /// Appends a page's rows to the staging table (the model has every column they need).
+    fn stage(&mut self, model: &Table, page: &Page, meta: &Meta) -> Result<(), LoadError>;
     /// One transaction: the target's columns brought to the model, the staged rows moved
     /// in (for replace with `finish`: the new table swapped in), `state` saved with them.
     fn publish(
@@ -188,6 +182,8 @@ fn run<B: Backend>(
 ) {
     let mut failed: Option<LoadError> = None;
     let mut rows: i64 = 0;
+    let mut scanner = Scanner::new(backend.refuses_nul());
+    let mut page = Page::default();
     let mut finished = false;
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -200,7 +196,14 @@ fn run<B: Backend>(
                     extracted_at,
                     first_row: rows,
                 };
-                match stage(&mut backend, &mut model, &lines, &meta) {
+                match stage(
+                    &mut backend,
+                    &mut scanner,
+                    &mut page,
+                    &mut model,
+                    lines,
+                    &meta,
+                ) {
                     Ok(n) => rows += n,
                     Err(e) => {
                         if let Ok(mut g) = shared.lock() {
@@ -235,84 +238,20 @@ fn run<B: Backend>(
     }
 }
 
-/// Parses a page, evolves the staging columns, stages the rows; returns how many.
+/// Reads a page (into `page`, whose buffers are reused), evolves the staging columns,
+/// stages the rows; returns how many.
 fn stage<B: Backend>(
     backend: &mut B,
+    scanner: &mut Scanner,
+    page: &mut Page,
     model: &mut Table,
-    lines: &[u8],
+    lines: Vec<u8>,
     meta: &Meta,
 ) -> Result<i64, LoadError> {
-    let mut rows = parse(lines, meta.first_row)?;
-    if backend.refuses_nul() && memchr_nul(lines) {
-        for r in &mut rows {
-            strip_nul_map(r);
-        }
-    }
-    let changes = model.plan(&rows);
+    let changes = scanner.scan(model, lines, meta.first_row, page)?;
     if !changes.is_empty() {
         backend.evolve(model, &changes)?;
     }
-    backend.stage(model, &rows, meta)?;
-    Ok(rows.len() as i64)
-}
-
-/// Each line's record; a record that is not an object is kept as `{"value": ...}`.
-pub fn parse(lines: &[u8], first_row: i64) -> Result<Vec<Map<String, Value>>, LoadError> {
-    lines
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .map(|(i, line)| match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(other) => Ok(Map::from_iter([("value".to_owned(), other)])),
-            Err(e) => Err(LoadError(format!(
-                "record {} of the load is not JSON: {e}",
-                first_row + i as i64 + 1
-            ))),
-        })
-        .collect()
-}
-
-/// Whether the lines hold an escaped NUL (`\u0000`), the only way JSON carries one.
-fn memchr_nul(lines: &[u8]) -> bool {
-    lines.windows(6).any(|w| w == b"\\u0000")
-}
-
-fn strip_nul_map(m: &mut Map<String, Value>) {
-    let keys: Vec<String> = m.keys().filter(|k| k.contains('\0')).cloned().collect();
-    for k in keys {
-        if let Some(v) = m.remove(&k) {
-            m.insert(k.replace('\0', "\u{FFFD}"), v);
-        }
-    }
-    for v in m.values_mut() {
-        strip_nul(v);
-    }
-}
-
-/// Replaces NUL characters by U+FFFD, which PostgreSQL's text and jsonb accept.
-fn strip_nul(v: &mut Value) {
-    match v {
-        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
-        Value::Array(a) => a.iter_mut().for_each(strip_nul),
-        Value::Object(m) => strip_nul_map(m),
-        _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_lines_and_wraps_scalars() {
-        let rows = parse(b"{\"a\":1}\n7\n", 0).unwrap();
-        assert_eq!(rows[1]["value"], 7);
-        let e = parse(b"{\"a\":1}\n{oops\n", 10).unwrap_err();
-        assert!(e.0.contains("record 12"), "{e}");
-        let mut v: Value =
-            serde_json::from_str(r#"{"a":"x\u0000y","b\u0000":[" \u0000"]}"#).unwrap();
-        strip_nul(&mut v);
-        assert!(!v.to_string().contains("\\u0000"), "{v}");
-    }
+    backend.stage(model, page, meta)?;
+    Ok(page.len() as i64)
 }
