@@ -5,15 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Reply, Sandbox, serve};
-
-fn connector(name: &str) -> String {
-    let path = format!(
-        "{}/../../connectors/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(path).unwrap()
-}
+use support::{Reply, Sandbox, connector, serve};
 
 /// Pages of `per` items from `items`, starting at 1-based `page`.
 fn page(items: &[Value], page: usize, per: usize) -> (Vec<Value>, bool) {

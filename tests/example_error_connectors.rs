@@ -9,34 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
-use support::{Logged, Reply, Sandbox, serve};
-
-fn connector(name: &str) -> String {
-    let path = format!(
-        "{}/../../connectors/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn run(sb: &Sandbox, base: &str, sets: &[&str]) -> support::Run {
-    let spec = sb.path().join("spec.yaml");
-    let out = sb.out();
-    let base = format!("base_url={base}");
-    let mut args = vec![
-        "sync",
-        spec.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        &base,
-    ];
-    for s in sets {
-        args.push("--set");
-        args.push(s);
-    }
-    sb.run(&args)
-}
+use support::{Logged, Reply, Sandbox, connector, serve};
 
 /// GitHub's GraphQL endpoint for one repository's issues: 2 per page, `filterBy.since`,
 /// errors in a 200; the first request is "rate limited" in its body.
@@ -107,7 +80,7 @@ fn graphql_issues_page_by_end_cursor_retry_a_limit_and_fail_on_errors() {
     let sb = Sandbox::new();
     sb.spec(&connector("graphql_api"));
     let sets = ["token=ghp_test", "owner=acme", "repo=widgets"];
-    let first = run(&sb, &srv.url(), &sets);
+    let first = sb.sync_spec(&srv.url(), &sets);
     first
         .expect_code(0)
         .expect_stderr(&["matched http.errors[0]", "-> retry"])
@@ -122,14 +95,14 @@ fn graphql_issues_page_by_end_cursor_retry_a_limit_and_fail_on_errors() {
     assert_eq!(srv.requests().len(), 5);
 
     // The next run sends the saved position as `since`.
-    run(&sb, &srv.url(), &sets).expect_code(0);
+    sb.sync_spec(&srv.url(), &sets).expect_code(0);
     let last: Value = serde_json::from_slice(&srv.requests().last().unwrap().body).unwrap();
     assert_eq!(last["variables"]["since"], "2024-05-05T10:00:00Z");
 
     // A repository that does not exist: a 200 with `errors`, and the API's message.
     let sb = Sandbox::new();
     sb.spec(&connector("graphql_api"));
-    run(&sb, &srv.url(), &["token=ghp_test", "owner=acme", "repo=gone"])
+    sb.sync_spec(&srv.url(), &["token=ghp_test", "owner=acme", "repo=gone"])
         .expect_code(1)
         .expect_stderr(&[
             "GraphQL error: Could not resolve to a Repository with the name 'acme/gone'. (http.errors[2])",
@@ -236,7 +209,7 @@ fn jira_search_pages_by_start_at_skips_a_deleted_project_and_fails_on_bad_jql() 
     let sb = Sandbox::new();
     sb.spec(&connector("jira_search"));
     let sets = ["email=me@example.com", "api_token=jira_secret"];
-    let first = run(&sb, &srv.url(), &sets);
+    let first = sb.sync_spec(&srv.url(), &sets);
     first
         .expect_code(0)
         .expect_no_leak("jira_secret")
@@ -267,7 +240,7 @@ fn jira_search_pages_by_start_at_skips_a_deleted_project_and_fails_on_bad_jql() 
 
     // The next run asks from the saved minute of each project.
     let before = srv.requests_to("/rest/api/3/search").len();
-    run(&sb, &srv.url(), &sets).expect_code(0);
+    sb.sync_spec(&srv.url(), &sets).expect_code(0);
     let again: Vec<String> = srv.requests_to("/rest/api/3/search")[before..]
         .iter()
         .map(|r| r.param("jql").unwrap().to_owned())
@@ -282,7 +255,7 @@ fn jira_search_pages_by_start_at_skips_a_deleted_project_and_fails_on_bad_jql() 
     // A JQL Jira rejects: the stream fails with Jira's own words.
     let sb = Sandbox::new();
     sb.spec(&connector("jira_search"));
-    run(&sb, &srv.url(), &["email=me@example.com", "api_token=jira_secret", "extra_jql=AND bogus = 1"])
+    sb.sync_spec(&srv.url(), &["email=me@example.com", "api_token=jira_secret", "extra_jql=AND bogus = 1"])
         .expect_code(1)
         .expect_stderr(&["Jira rejected the request: Field 'bogus' does not exist or you do not have permission to view it. (http.errors[0])"]);
 }

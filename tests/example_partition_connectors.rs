@@ -9,34 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde_json::{Value, json};
-use support::{Logged, Reply, Sandbox, serve};
-
-fn connector(name: &str) -> String {
-    let path = format!(
-        "{}/../../connectors/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn run(sb: &Sandbox, base: &str, sets: &[&str]) -> support::Run {
-    let spec = sb.path().join("spec.yaml");
-    let out = sb.out();
-    let base = format!("base_url={base}");
-    let mut args = vec![
-        "sync",
-        spec.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        &base,
-    ];
-    for s in sets {
-        args.push("--set");
-        args.push(s);
-    }
-    sb.run(&args)
-}
+use support::{Logged, Reply, Sandbox, connector, serve};
 
 fn ts(day: u32) -> String {
     format!("2024-03-{day:02}T00:00:00Z")
@@ -101,7 +74,7 @@ fn github_issues_of_several_repos_each_keep_their_own_cursor() {
         "token=ghp_test",
         r#"repos=["rust-lang/cargo","tokio-rs/tokio"]"#,
     ];
-    run(&sb, &server.url(), &sets).expect_code(0);
+    sb.sync_spec(&server.url(), &sets).expect_code(0);
     let recs = sb.records("issues");
     let got: Vec<(u64, &str)> = recs
         .iter()
@@ -126,7 +99,7 @@ fn github_issues_of_several_repos_each_keep_their_own_cursor() {
         .unwrap()
         .push((repo("rust-lang/cargo"), "closed", 8, 20));
     let before = server.requests().len();
-    run(&sb, &server.url(), &sets).expect_code(0);
+    sb.sync_spec(&server.url(), &sets).expect_code(0);
     let since: Vec<(String, String, String)> = server.requests()[before..]
         .iter()
         .map(|r| {
@@ -212,8 +185,7 @@ fn zendesk_requesters_are_fetched_a_hundred_ids_per_request() {
     let server = serve(|r| zendesk(r, 320));
     let sb = Sandbox::new();
     sb.spec(&connector("zendesk_support"));
-    run(
-        &sb,
+    sb.sync_spec(
         &server.url(),
         &["email=agent@acme.test", "api_token=zd_secret"],
     )

@@ -512,6 +512,26 @@ impl Sandbox {
         self.write("spec.yaml", text)
     }
 
+    /// Syncs `spec.yaml` into [`out`](Self::out) with `base_url` and more `--set`s.
+    pub fn sync_spec(&self, base: &str, sets: &[&str]) -> Run {
+        let spec = self.path().join("spec.yaml");
+        let out = self.out();
+        let base = format!("base_url={base}");
+        let mut args = vec![
+            "sync",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            &base,
+        ];
+        for s in sets {
+            args.push("--set");
+            args.push(s);
+        }
+        self.run(&args)
+    }
+
     /// Runs the binary with these arguments, in the folder, without a terminal.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_env(args, &[])
@@ -741,4 +761,13 @@ pub fn recs(ids: impl IntoIterator<Item = usize>) -> String {
 /// The expected output lines of records with these ids.
 pub fn rec_lines(ids: impl IntoIterator<Item = usize>) -> Vec<String> {
     ids.into_iter().map(rec).collect()
+}
+
+/// The text of an example connector, `connectors/<name>.yaml`.
+pub fn connector(name: &str) -> String {
+    let path = format!(
+        "{}/../../connectors/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
 }
