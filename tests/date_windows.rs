@@ -2,14 +2,15 @@
 //! an `updated_at` range (its end inclusive, so records on a window boundary come back
 //! twice), killed with SIGKILL at many points.
 
+mod kill_support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -204,40 +205,16 @@ streams:
 }
 
 fn command(spec: &Path, out: &Path, server: &Server) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runtime"));
-    c.arg("sync")
-        .arg(spec)
-        .arg("--set")
-        .arg(format!("base_url=http://{}", server.addr))
-        .arg("--out")
-        .arg(out)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
+    kill_support::command(spec, out, server.addr)
 }
 
 fn run(spec: &Path, out: &Path, server: &Server) -> (i32, String) {
-    let o = command(spec, out, server).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code().unwrap_or(-1), text)
+    kill_support::run(spec, out, server.addr)
 }
 
 /// Every (id, version) in the output, with how many times each appears.
 fn output(out: &Path) -> BTreeMap<(u64, u64), usize> {
-    let mut m = BTreeMap::new();
-    let text = std::fs::read_to_string(out.join("events.jsonl")).unwrap_or_default();
-    for line in text.lines() {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
-        let key = (v["id"].as_u64().unwrap(), v["version"].as_u64().unwrap());
-        *m.entry(key).or_insert(0) += 1;
-    }
-    m
+    kill_support::versions(&out.join("events.jsonl"))
 }
 
 fn expected(api: &Api) -> BTreeMap<(u64, u64), usize> {
@@ -393,22 +370,11 @@ fn a_window_with_more_records_than_memory_holds_goes_out_whole() {
     assert_eq!(output(&out), expected(&api));
 }
 
-/// Waits until the server has seen `requests` requests, then `extra`, then sends SIGKILL.
-/// True only when the kill landed on a live process.
+/// SIGKILL once the server has seen `requests` requests and `extra` more time; true
+/// only when the kill landed on a live process.
 fn kill_when(child: &mut Child, api: &Api, requests: usize, extra: Duration) -> bool {
-    let started = Instant::now();
-    while api.requests.load(Ordering::SeqCst) < requests
-        && started.elapsed() < Duration::from_secs(20)
-    {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(extra);
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    status.signal() == Some(libc::SIGKILL)
+    let within = Duration::from_secs(20);
+    kill_support::kill_when(child, &api.requests, requests, extra, within)
 }
 
 #[test]
