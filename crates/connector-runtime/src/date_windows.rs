@@ -340,13 +340,20 @@ pub(crate) async fn run(engine: &Engine, run: &StreamRun) -> Result<Stop, Stream
         return run.run_partition(engine, None).await;
     };
     let first_error: Mutex<Option<StreamError>> = Mutex::new(None);
+    // At most `concurrency` windows, and no more than the API's budget needs.
+    let gate = engine.http.pass_gate(plan.concurrency);
     futures::stream::iter(&plan.windows)
         .for_each_concurrent(plan.concurrency, |(a, b)| {
             let first_error = &first_error;
+            let gate = &gate;
             async move {
                 // After a failure, start no more windows: the finished ones are saved.
                 let failed = first_error.lock().map(|g| g.is_some()).unwrap_or(true);
                 if failed || run.is_full() {
+                    return;
+                }
+                let _slot = gate.enter().await;
+                if first_error.lock().map(|g| g.is_some()).unwrap_or(true) {
                     return;
                 }
                 let window = DateWindow::new(inc, a, b, &plan.base);

@@ -118,7 +118,7 @@ pub(crate) async fn run(
     rx: Option<mpsc::Receiver<ParentMsg>>,
 ) -> Result<Stop, StreamError> {
     let lists = resolve(engine, &run.name, &run.stream)?;
-    let passes = Passes::new(run);
+    let passes = Passes::new(engine, run);
     match rx {
         None => {
             let total = count(&lists)?;
@@ -412,14 +412,18 @@ impl Collector {
 struct Passes<'r> {
     run: &'r StreamRun,
     concurrency: usize,
+    /// Holds passes back to what the API's budget needs (at most `concurrency`).
+    gate: crate::http::pass_gate::PassGate<'r>,
     first_error: Mutex<Option<StreamError>>,
 }
 
 impl<'r> Passes<'r> {
-    fn new(run: &'r StreamRun) -> Self {
+    fn new(engine: &'r Engine, run: &'r StreamRun) -> Self {
+        let concurrency = run.stream.partition_concurrency.unwrap_or(1).max(1) as usize;
         Self {
             run,
-            concurrency: run.stream.partition_concurrency.unwrap_or(1).max(1) as usize,
+            concurrency,
+            gate: engine.http.pass_gate(concurrency),
             first_error: Mutex::new(None),
         }
     }
@@ -438,6 +442,10 @@ impl<'r> Passes<'r> {
     /// the run: their output must be durable before the state moves).
     async fn one(&self, engine: &Engine, p: &Partition) {
         // After a failure, keep draining so the other stream is never blocked.
+        if self.failed() || self.run.is_full() {
+            return;
+        }
+        let _slot = self.gate.enter().await;
         if self.failed() || self.run.is_full() {
             return;
         }

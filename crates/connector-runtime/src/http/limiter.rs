@@ -62,6 +62,14 @@ struct Spend {
     window: u64,
 }
 
+/// Two resets this close are one window's, told by two answers (arrival times differ).
+const SAME_WINDOW: Duration = Duration::from_millis(250);
+
+/// Whether two reset instants belong to the same window of the API.
+fn same_window(a: Instant, b: Instant) -> bool {
+    a.max(b) - a.min(b) < SAME_WINDOW
+}
+
 /// What the header budget says of one more request.
 enum Spent {
     /// It may go.
@@ -212,8 +220,10 @@ impl Limiter {
         };
         let now = Instant::now();
         if s.reset_at.is_some_and(|r| r <= now) {
-            // A new window: as much as a window ever allowed, until an answer tells.
-            s.left = s.window;
+            // A new window: as much as a window ever allowed, until an answer tells, less
+            // the requests still in flight (sent in the old window, they may arrive in
+            // the new one and count there).
+            s.left = s.window.saturating_sub(self.flying());
             s.reset_at = None;
         }
         if s.left > self.floor {
@@ -238,10 +248,15 @@ impl Limiter {
         let others = self.flying().saturating_sub(1);
         let left = remaining.saturating_sub(others);
         let reset_at = Instant::now() + reset_in;
-        // The latest answer wins, as before this count existed: an API whose count does
-        // not move (or refills a sliding window) is believed, never second-guessed.
+        // The latest answer wins, except within the window already known: answers to
+        // requests sent together can arrive out of order, and an early one (more left)
+        // read after a later one must not give back what the later one spent.
         if let Ok(mut g) = self.spend.lock() {
             let window = g.map_or(0, |s| s.window).max(remaining.saturating_add(1));
+            let left = match *g {
+                Some(s) if s.reset_at.is_some_and(|r| same_window(r, reset_at)) => left.min(s.left),
+                _ => left,
+            };
             *g = Some(Spend {
                 left,
                 reset_at: Some(reset_at),
@@ -440,6 +455,31 @@ mod tests {
         free.learn_latency(Duration::from_millis(50));
         assert_eq!(free.in_flight(8), 8, "no ceiling: the budget gate decides");
         assert_eq!(free.in_flight(1000), MAX_IN_FLIGHT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_read_late_does_not_give_back_a_window_spent() {
+        let l = Limiter::new(None, 1, 0);
+        let tell = |left| {
+            l.observe(Budget {
+                remaining: Some(left),
+                reset_in: Some(Duration::from_secs(1)),
+            });
+        };
+        // The answer to a later request (1 left) is read before the one to an earlier
+        // request (3 left): one more may go, not three.
+        tell(1);
+        tell(3);
+        assert!(l.acquire(FOREVER).await.unwrap().is_empty());
+        let held = l.acquire(FOREVER).await.unwrap();
+        assert!(
+            matches!(held[..], [(Hold::Paused(Pause::Budget), _)]),
+            "{held:?}"
+        );
+        // A later window's answer is believed.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        tell(5);
+        assert!(l.acquire(FOREVER).await.unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod body;
 pub mod jwt;
 pub mod limiter;
+pub(crate) mod pass_gate;
 pub mod redirect;
 pub mod refresh;
 pub mod retry_after;
@@ -166,6 +167,12 @@ impl Http {
     /// request still goes through the one limiter; this only says how many to start.
     pub fn in_flight(&self, max: usize) -> usize {
         self.limiter.in_flight(max)
+    }
+
+    /// A gate for one stream's passes (partitions, date windows): at most `max` at once,
+    /// and no more than [`in_flight`](Self::in_flight) says the budget needs.
+    pub(crate) fn pass_gate(&self, max: usize) -> pass_gate::PassGate<'_> {
+        pass_gate::PassGate::new(&self.limiter, max)
     }
 
     /// The API's origin and the trusted ones: where credentials and next pages may go.
