@@ -42,7 +42,9 @@ impl<'l> PassGate<'l> {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let want = self.limiter.in_flight(self.max);
+            // Twice what requests alone need: a pass also spends time between its
+            // requests (records through the stages, its spool, its checkpoint).
+            let want = self.limiter.in_flight(self.max).saturating_mul(2).min(self.max);
             let now = self.running.load(Ordering::Acquire);
             if now < want
                 && self
