@@ -44,7 +44,11 @@ impl<'l> PassGate<'l> {
             freed.as_mut().enable();
             // Twice what requests alone need: a pass also spends time between its
             // requests (records through the stages, its spool, its checkpoint).
-            let want = self.limiter.in_flight(self.max).saturating_mul(2).min(self.max);
+            let want = self
+                .limiter
+                .in_flight(self.max)
+                .saturating_mul(2)
+                .min(self.max);
             let now = self.running.load(Ordering::Acquire);
             if now < want
                 && self
