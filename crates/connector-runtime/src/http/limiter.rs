@@ -60,6 +60,8 @@ struct Spend {
     /// The most one window ever allowed, as far as answers showed (`remaining` + 1 of
     /// the first answer of a window at least): the budget assumed right after a reset.
     window: u64,
+    /// Answers that told this window's budget so far.
+    seen: u64,
 }
 
 /// Two resets this close are one window's, told by two answers (arrival times differ).
@@ -252,15 +254,22 @@ impl Limiter {
         // requests sent together can arrive out of order, and an early one (more left)
         // read after a later one must not give back what the later one spent.
         if let Ok(mut g) = self.spend.lock() {
-            let window = g.map_or(0, |s| s.window).max(remaining.saturating_add(1));
-            let left = match *g {
-                Some(s) if s.reset_at.is_some_and(|r| same_window(r, reset_at)) => left.min(s.left),
-                _ => left,
+            // Answers seen in this window: the API allowed at least that many plus what it
+            // says is left, whatever `remaining` alone suggests.
+            let (seen, left) = match *g {
+                Some(s) if s.reset_at.is_some_and(|r| same_window(r, reset_at)) => {
+                    (s.seen.saturating_add(1), left.min(s.left))
+                }
+                _ => (1, left),
             };
+            let window = g
+                .map_or(0, |s| s.window)
+                .max(remaining.saturating_add(seen));
             *g = Some(Spend {
                 left,
                 reset_at: Some(reset_at),
                 window,
+                seen,
             });
         }
     }
