@@ -62,6 +62,12 @@ struct Spend {
     window: u64,
     /// Answers that told this window's budget so far.
     seen: u64,
+    /// The reset the window's first answer told. Later answers belong to the window
+    /// while their reset stays near this one, not near the previous answer's: with an
+    /// API whose reset slides forward with every answer, a chain of nearby resets would
+    /// make one endless window whose `seen`, and so the burst assumed after a reset,
+    /// grows without bound.
+    anchor: Instant,
 }
 
 /// Two resets this close are one window's, told by two answers (arrival times differ).
@@ -256,11 +262,11 @@ impl Limiter {
         if let Ok(mut g) = self.spend.lock() {
             // Answers seen in this window: the API allowed at least that many plus what it
             // says is left, whatever `remaining` alone suggests.
-            let (seen, left) = match *g {
-                Some(s) if s.reset_at.is_some_and(|r| same_window(r, reset_at)) => {
-                    (s.seen.saturating_add(1), left.min(s.left))
+            let (seen, left, anchor) = match *g {
+                Some(s) if s.reset_at.is_some() && same_window(s.anchor, reset_at) => {
+                    (s.seen.saturating_add(1), left.min(s.left), s.anchor)
                 }
-                _ => (1, left),
+                _ => (1, left, reset_at),
             };
             let window = g
                 .map_or(0, |s| s.window)
@@ -270,6 +276,7 @@ impl Limiter {
                 reset_at: Some(reset_at),
                 window,
                 seen,
+                anchor,
             });
         }
     }
@@ -489,6 +496,24 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         tell(5);
         assert!(l.acquire(FOREVER).await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sliding_reset_does_not_make_one_endless_window() {
+        // An API whose window slides: every answer, 10 ms apart for 5 s, says 5 left
+        // and a reset 1 s away. Chained, the 500 answers would count as one window
+        // assumed to hold 505 requests after a reset; anchored, a window is at most
+        // 250 ms of answers: 5 left + 25 answers.
+        let l = Limiter::new(None, 1, 0);
+        for _ in 0..500 {
+            l.observe(Budget {
+                remaining: Some(5),
+                reset_in: Some(Duration::from_secs(1)),
+            });
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let window = l.spend.lock().unwrap().map(|s| s.window);
+        assert!(window.is_some_and(|w| (6..=31).contains(&w)), "{window:?}");
     }
 
     #[tokio::test(start_paused = true)]
