@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod body;
+mod gcra;
 pub mod jwt;
 pub mod limiter;
 pub(crate) mod pass_gate;
