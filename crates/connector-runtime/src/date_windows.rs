@@ -108,7 +108,9 @@ impl Plan {
         let (low, done, base) = match &inc.prior.windows {
             Some(w) => (w.low.clone(), w.done.clone(), w.base.clone()),
             None => {
-                let lower = Window::new(inc, None).map_err(|e| plan_err(name, e.0))?.lower;
+                let lower = Window::new(inc, None)
+                    .map_err(|e| plan_err(name, e.0))?
+                    .lower;
                 (lower, Vec::new(), inc.prior.position.clone())
             }
         };
@@ -864,7 +866,11 @@ mod tests {
             ..StreamState::default()
         };
         let (stream, inc) = partitioned(prior);
-        assert!(Plan::new("s", &stream, Some(&inc), OffsetDateTime::now_utc()).unwrap().is_none());
+        assert!(
+            Plan::new("s", &stream, Some(&inc), OffsetDateTime::now_utc())
+                .unwrap()
+                .is_none()
+        );
         let keyed = Keyed::new("s", &stream, Some(&inc), OffsetDateTime::now_utc()).unwrap();
         // Unfinished windows: only the gaps, from the saved base.
         let p = keyed.start(&inc, eu).unwrap().unwrap();
@@ -877,12 +883,16 @@ mod tests {
         // Nothing saved: from `start`.
         let ap_plan = keyed.start(&inc, ap).unwrap().unwrap();
         assert_eq!(ap_plan.windows.len(), 4);
-        assert!(keyed.start(&inc, ap).unwrap().is_none(), "a value seen twice");
+        assert!(
+            keyed.start(&inc, ap).unwrap().is_none(),
+            "a value seen twice"
+        );
 
         // `ap` finishes its first window, `us` all of them; `eu` is untouched.
         let k = &inc.kind;
         ap_plan.finish(k, &day(1), &day(3)).unwrap();
-        inc.absorb_into(Some(ap), &at("2024-01-02T05:00:00Z")).unwrap();
+        inc.absorb_into(Some(ap), &at("2024-01-02T05:00:00Z"))
+            .unwrap();
         let (_, positions) = inc.positions().unwrap();
         let saved = keyed.saved(k, &positions).unwrap();
         assert_eq!(saved[eu], halfway, "as saved, while it runs");
@@ -933,7 +943,10 @@ mod tests {
             },
         );
         let e = check_state(&spec, &kind(), &prior).unwrap_err();
-        assert!(e.contains(r#"partition `{"r":"eu"}`"#) && e.contains("`yesterday`"), "{e}");
+        assert!(
+            e.contains(r#"partition `{"r":"eu"}`"#) && e.contains("`yesterday`"),
+            "{e}"
+        );
         let back: StreamState =
             serde_json::from_str(&serde_json::to_string(&prior).unwrap()).unwrap();
         assert_eq!(back, prior);
