@@ -1,7 +1,9 @@
 //! The example connectors that use partitions run for real (issue 13): GitHub issues of
 //! several repositories (`connectors/github_repos.yaml`: a config list times the states,
-//! each with its own `since`) and Zendesk requesters fetched 100 ids per request
-//! (`connectors/zendesk_support.yaml`), each against a loopback stand-in of the API.
+//! each with its own `since`), Zendesk requesters fetched 100 ids per request
+//! (`connectors/zendesk_support.yaml`), and the transactions of several Stripe connected
+//! accounts in date windows per account (`connectors/stripe_connect.yaml`), each against a
+//! loopback stand-in of the API.
 
 mod support;
 
@@ -206,4 +208,156 @@ fn zendesk_requesters_are_fetched_a_hundred_ids_per_request() {
         .collect();
     users.sort();
     assert_eq!(users, (9000..9150).collect::<Vec<_>>());
+}
+
+/// Stripe's `GET /v1/balance_transactions` for the connected account named by the
+/// `Stripe-Account` header: `created[gte] <= created < created[lt]`, newest first, pages
+/// by `starting_after` (this stand-in serves at most 2 a page, so paging shows); basic
+/// auth with the platform's key.
+fn stripe_connect(r: &Logged, txns: &[(String, String, i64)]) -> Reply {
+    // "rk_test:" in base64.
+    if r.header("authorization") != Some("Basic cmtfdGVzdDo=") {
+        return Reply::status(401, r#"{"error": {"message": "Invalid API Key provided"}}"#);
+    }
+    if r.path != "/v1/balance_transactions" {
+        return Reply::status(404, "{}");
+    }
+    let Some(account) = r.header("stripe-account") else {
+        return Reply::status(400, r#"{"error": {"message": "no account"}}"#);
+    };
+    let bound = |n: &str| r.param(n).and_then(|v| v.parse::<i64>().ok());
+    let (gte, lt) = (bound("created[gte]"), bound("created[lt]"));
+    let mut hits: Vec<&(String, String, i64)> = txns
+        .iter()
+        .filter(|(acct, _, c)| {
+            acct == account && gte.is_none_or(|g| *c >= g) && lt.is_none_or(|l| *c < l)
+        })
+        .collect();
+    hits.sort_by(|a, b| (b.2, &b.1).cmp(&(a.2, &a.1)));
+    let start = r
+        .param("starting_after")
+        .and_then(|a| hits.iter().position(|t| t.1 == a))
+        .map_or(0, |i| i + 1);
+    let size = r.num("limit", 10).min(2);
+    let data: Vec<Value> = hits
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|(_, id, c)| json!({"id": id, "object": "balance_transaction", "amount": 100, "created": c}))
+        .collect();
+    let has_more = start + size < hits.len();
+    Reply::value(&json!({"object": "list", "data": data, "has_more": has_more}))
+}
+
+#[test]
+fn stripe_connect_reads_each_account_in_windows_from_its_own_cursor() {
+    const DAY: i64 = 86_400;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let start = now - 85 * DAY;
+    // Seven transactions an account, one every 12 days from the start, one on a window
+    // boundary (start + 60 days).
+    let mut all = Vec::new();
+    for acct in ["acct_a", "acct_b"] {
+        for k in 0..7 {
+            all.push((
+                acct.to_owned(),
+                format!("txn_{acct}_{k}"),
+                start + k * 12 * DAY,
+            ));
+        }
+        all.push((
+            acct.to_owned(),
+            format!("txn_{acct}_edge"),
+            start + 60 * DAY,
+        ));
+    }
+    let txns = Arc::new(Mutex::new(all));
+    let data = txns.clone();
+    let server = serve(move |r| stripe_connect(r, &data.lock().unwrap()));
+    let sb = Sandbox::new();
+    sb.spec(&connector("stripe_connect"));
+    let base = format!("{}/v1", server.url());
+    let start_set = format!("start={start}");
+    let sets = [
+        "secret_key=rk_test",
+        r#"accounts=["acct_a","acct_b"]"#,
+        start_set.as_str(),
+    ];
+    sb.sync_spec(&base, &sets)
+        .expect_code(0)
+        .expect_no_leak("rk_test");
+    let mut got: Vec<(String, String)> = sb
+        .records("balance_transactions")
+        .iter()
+        .map(|t| {
+            let s = |f: &str| t[f].as_str().unwrap().to_owned();
+            (s("account"), s("id"))
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = txns
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(a, id, _)| (a.clone(), id.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every transaction once, with its account");
+    // Three windows an account (30, 30 and the last 25 days), each asked for once.
+    let firsts = |from: usize| -> Vec<(String, i64, i64)> {
+        let mut w: Vec<(String, i64, i64)> = server.requests()[from..]
+            .iter()
+            .filter(|r| r.param("starting_after").is_none())
+            .map(|r| {
+                let n = |p: &str| r.param(p).unwrap().parse::<i64>().unwrap();
+                let acct = r.header("stripe-account").unwrap().to_owned();
+                (acct, n("created[gte]"), n("created[lt]"))
+            })
+            .collect();
+        w.sort();
+        w
+    };
+    let windows = firsts(0);
+    assert_eq!(windows.len(), 6, "{windows:?}");
+    for (i, (acct, gte, lt)) in windows.iter().enumerate() {
+        assert_eq!(acct, if i < 3 { "acct_a" } else { "acct_b" });
+        assert_eq!(*gte, start + (i as i64 % 3) * 30 * DAY, "{windows:?}");
+        if i % 3 < 2 {
+            assert_eq!(*lt, gte + 30 * DAY);
+        } else {
+            assert!((now..now + 120).contains(lt), "{windows:?}");
+        }
+    }
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(sb.out().join("state.json")).unwrap()).unwrap();
+    let st = &state["streams"]["balance_transactions"];
+    let newest = (start + 72 * DAY).to_string();
+    assert_eq!(
+        st["partitions"][r#"{"account":"acct_a"}"#]["cursor"],
+        newest.as_str()
+    );
+    assert!(st.get("partition_windows").is_none(), "{st}");
+
+    // A new transaction of acct_b: each account is asked from its own cursor, one window.
+    txns.lock()
+        .unwrap()
+        .push(("acct_b".into(), "txn_acct_b_new".into(), start + 80 * DAY));
+    let before = server.requests().len();
+    sb.sync_spec(&base, &sets).expect_code(0);
+    let again = firsts(before);
+    let since: Vec<(String, i64)> = again.iter().map(|(a, g, _)| (a.clone(), *g)).collect();
+    assert_eq!(
+        since,
+        [
+            ("acct_a".to_owned(), start + 72 * DAY),
+            ("acct_b".to_owned(), start + 72 * DAY)
+        ]
+    );
+    let ids: Vec<String> = sb
+        .records("balance_transactions")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 17, "the new one once, nothing twice");
+    assert_eq!(ids.last().unwrap(), "txn_acct_b_new");
 }

@@ -1,7 +1,11 @@
-//! Date windows (`incremental.windows`): a top-level incremental stream's range, from the
+//! Date windows (`incremental.windows`): an incremental stream's range, from the
 //! low-water mark (or the saved cursor minus `lookback`, or `start`) to `end` (or the
 //! time the run started), cut into half-open windows `[a, b)`, each fetched as its own
 //! pass with `incremental.start = a` and `incremental.end = b`, several at once.
+//!
+//! A stream with `partitions`, and a child stream, do this per partition (a partition's
+//! key, or a parent key): each has its own range from its own saved cursor or low-water
+//! mark, and its own windows state in the state's `partition_windows`.
 //!
 //! Exactly-once: a window's records go to a spool of its own while it is fetched; when
 //! the window is complete, the spool is appended to the output and the checkpoint that
@@ -14,8 +18,9 @@
 //! The output is grouped by window, windows in the order they finish.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -86,40 +91,51 @@ struct Progress {
 }
 
 impl Plan {
-    /// The windows of a top-level stream with `incremental.windows`; `None` otherwise.
+    /// The windows of a top-level stream with `incremental.windows` and no `partitions`;
+    /// `None` otherwise.
     pub(crate) fn new(
         name: &str,
         stream: &connector_spec::Stream,
         inc: Option<&Inc>,
         now: OffsetDateTime,
     ) -> Result<Option<Self>, StreamError> {
-        let (Some(inc), None) = (inc, &stream.parent) else {
+        let (Some(inc), None, true) = (inc, &stream.parent, stream.partitions.is_empty()) else {
             return Ok(None);
         };
         let Some(spec) = &inc.spec.windows else {
             return Ok(None);
         };
-        let err = |e: String| StreamError(format!("streams.{name}.incremental.windows: {e}"));
-        let upper = match &inc.end {
-            Some(e) => e.clone(),
-            None => written(&inc.kind, now.replace_nanosecond(0).unwrap_or(now)),
-        };
         let (low, done, base) = match &inc.prior.windows {
             Some(w) => (w.low.clone(), w.done.clone(), w.base.clone()),
             None => {
-                let lower = Window::new(inc, None).map_err(|e| err(e.0))?.lower;
+                let lower = Window::new(inc, None)
+                    .map_err(|e| plan_err(name, e.0))?
+                    .lower;
                 (lower, Vec::new(), inc.prior.position.clone())
             }
         };
-        let windows = layout(&inc.kind, &low, &done, &upper, spec.size.get()).map_err(err)?;
-        Ok(Some(Self {
+        let upper = range_end(inc, now);
+        Self::build(name, &inc.kind, spec, upper, (low, done, base)).map(Some)
+    }
+
+    /// The windows over `[low, upper)` minus `done`, starting from `base`.
+    fn build(
+        name: &str,
+        kind: &CursorKind,
+        spec: &connector_spec::DateWindows,
+        upper: String,
+        (low, done, base): (String, Vec<(String, String)>, Position),
+    ) -> Result<Self, StreamError> {
+        let windows =
+            layout(kind, &low, &done, &upper, spec.size.get()).map_err(|e| plan_err(name, e))?;
+        Ok(Self {
             windows,
             concurrency: spec.concurrency.max(1) as usize,
             upper,
             base,
             progress: Mutex::new(Progress { low, done }),
             flushing: Mutex::new(()),
-        }))
+        })
     }
 
     /// The windows state to save with `position` (the highest cursor written): `None`
@@ -179,6 +195,124 @@ impl Plan {
             }
         }
     }
+}
+
+/// A plan that cannot be laid out, named after the stream's `windows` block.
+fn plan_err(name: &str, e: String) -> StreamError {
+    StreamError(format!("streams.{name}.incremental.windows: {e}"))
+}
+
+/// Where the range ends: `incremental.end`, or `now` (to the second).
+fn range_end(inc: &Inc, now: OffsetDateTime) -> String {
+    match &inc.end {
+        Some(e) => e.clone(),
+        None => written(&inc.kind, now.replace_nanosecond(0).unwrap_or(now)),
+    }
+}
+
+/// The date windows of a stream with `partitions`, or of a child stream: each partition
+/// (a partition's key, or a parent key) gets a plan of its own when its pass starts, from
+/// its own saved windows state or cursor; every plan ends at the same `upper`.
+pub(crate) struct Keyed {
+    name: String,
+    spec: connector_spec::DateWindows,
+    upper: String,
+    /// The partitions' unfinished windows as saved before this run.
+    prior: BTreeMap<String, WindowsState>,
+    /// The partitions this run has started.
+    live: Mutex<BTreeMap<String, Live>>,
+    /// Held while a finished window's spool goes out and its checkpoint is saved: one for
+    /// the whole stream, because a checkpoint covers every partition's output.
+    flushing: Mutex<()>,
+}
+
+/// A partition this run has started: its windows are running, or what it saves.
+enum Live {
+    Running(Arc<Plan>),
+    Ended(Option<WindowsState>),
+}
+
+impl Keyed {
+    /// For a stream with `incremental.windows` and `partitions` or a `parent`.
+    pub(crate) fn new(
+        name: &str,
+        stream: &connector_spec::Stream,
+        inc: Option<&Inc>,
+        now: OffsetDateTime,
+    ) -> Option<Self> {
+        let inc = inc?;
+        let spec = inc.spec.windows.as_ref()?;
+        if stream.parent.is_none() && stream.partitions.is_empty() {
+            return None;
+        }
+        Some(Self {
+            name: name.to_owned(),
+            spec: spec.clone(),
+            upper: range_end(inc, now),
+            prior: inc.prior.partition_windows.clone(),
+            live: Mutex::new(BTreeMap::new()),
+            flushing: Mutex::new(()),
+        })
+    }
+
+    /// The plan of partition `key`, or `None` when this run has already started it (a
+    /// value listed twice, a parent record seen twice): its range is covered already.
+    fn start(&self, inc: &Inc, key: &str) -> Result<Option<Arc<Plan>>, StreamError> {
+        let mut live = locked(&self.live)?;
+        if live.contains_key(key) {
+            return Ok(None);
+        }
+        let from = match self.prior.get(key) {
+            Some(w) => (w.low.clone(), w.done.clone(), w.base.clone()),
+            None => {
+                let lower = Window::new(inc, Some(key))
+                    .map_err(|e| plan_err(&self.name, e.0))?
+                    .lower;
+                let base = inc.prior.partitions.get(key).cloned().unwrap_or_default();
+                (lower, Vec::new(), base)
+            }
+        };
+        let plan = Plan::build(&self.name, &inc.kind, &self.spec, self.upper.clone(), from)?;
+        let plan = Arc::new(plan);
+        live.insert(key.to_owned(), Live::Running(plan.clone()));
+        Ok(Some(plan))
+    }
+
+    /// Partition `key` ran all its windows: its plan gives way to what it saves.
+    fn end(&self, inc: &Inc, key: &str, plan: &Plan) -> Result<(), StreamError> {
+        let position = inc.position_of(key).map_err(|e| StreamError(e.0))?;
+        let saved = plan.saved(&inc.kind, &position)?;
+        locked(&self.live)?.insert(key.to_owned(), Live::Ended(saved));
+        Ok(())
+    }
+
+    /// The partitions' unfinished windows to save, given their positions: the saved
+    /// ones this run has not started, and those of the started ones.
+    pub(crate) fn saved(
+        &self,
+        kind: &CursorKind,
+        positions: &BTreeMap<String, Position>,
+    ) -> Result<BTreeMap<String, WindowsState>, StreamError> {
+        let mut out = self.prior.clone();
+        let none = Position::default();
+        for (key, live) in locked(&self.live)?.iter() {
+            let saved = match live {
+                Live::Running(plan) => plan.saved(kind, positions.get(key).unwrap_or(&none))?,
+                Live::Ended(s) => s.clone(),
+            };
+            match saved {
+                Some(s) => out.insert(key.clone(), s),
+                None => out.remove(key),
+            };
+        }
+        Ok(out)
+    }
+}
+
+/// Locks a windows mutex, as a stream error.
+fn locked<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StreamError> {
+    m.lock()
+        .map_err(|_| StreamError("windows lock poisoned".into()))
 }
 
 /// Compares two cursor values, as a stream error.
@@ -293,18 +427,29 @@ pub(crate) fn check_state(
     kind: &CursorKind,
     prior: &StreamState,
 ) -> Result<(), String> {
-    let Some(w) = &prior.windows else {
+    if prior.windows.is_none() && prior.partition_windows.is_empty() {
         return Ok(());
-    };
+    }
     if spec.windows.is_none() {
         return Err("it holds unfinished date windows, but the spec has no `incremental.windows`; put `windows` back to finish them, or start the stream over with `runtime state reset`".into());
     }
-    let values = std::iter::once(&w.low)
-        .chain(w.done.iter().flat_map(|(a, b)| [a, b]))
-        .chain(w.base.cursor.iter());
-    for v in values {
-        if let Err(e) = kind.parses(v) {
-            return Err(format!("its date windows: {e}"));
+    let all = prior.windows.iter().map(|w| (None, w)).chain(
+        prior
+            .partition_windows
+            .iter()
+            .map(|(k, w)| (Some(k.as_str()), w)),
+    );
+    for (key, w) in all {
+        let values = std::iter::once(&w.low)
+            .chain(w.done.iter().flat_map(|(a, b)| [a, b]))
+            .chain(w.base.cursor.iter());
+        for v in values {
+            if let Err(e) = kind.parses(v) {
+                return Err(match key {
+                    Some(k) => format!("the date windows of partition `{}`: {e}", shown(k)),
+                    None => format!("its date windows: {e}"),
+                });
+            }
         }
     }
     Ok(())
@@ -339,8 +484,61 @@ pub(crate) async fn run(engine: &Engine, run: &StreamRun) -> Result<Stop, Stream
     let (Some(plan), Some(inc)) = (&run.windows, &run.inc) else {
         return run.run_partition(engine, None).await;
     };
+    let input = PassInput::default();
+    run_windows(engine, run, inc, plan, &plan.flushing, None, &input).await?;
+    Ok(stopped(run))
+}
+
+/// One pass of a partitioned or child stream (`input` names the partition or the parent
+/// record): window by window, from the partition's own saved state, when the stream has
+/// date windows; else one pass.
+pub(crate) async fn run_keyed(
+    engine: &Engine,
+    run: &StreamRun,
+    input: &PassInput<'_>,
+) -> Result<Stop, StreamError> {
+    let (Some(keyed), Some(inc), None) = (&run.keyed_windows, &run.inc, input.window) else {
+        return run.run_pass(engine, input).await;
+    };
+    let key = match (input.partition, input.parent) {
+        (Some(p), _) => p.key(),
+        (None, Some(parent)) => run.child_key(parent)?,
+        (None, None) => return run.run_pass(engine, input).await,
+    };
+    let Some(plan) = keyed.start(inc, &key)? else {
+        tracing::debug!(
+            "stream {}: partition {} came up again in this run; its windows are covered",
+            run.name,
+            shown(&key)
+        );
+        return Ok(Stop::NoNext);
+    };
+    run_windows(engine, run, inc, &plan, &keyed.flushing, Some(&key), input).await?;
+    keyed.end(inc, &key, &plan)?;
+    Ok(stopped(run))
+}
+
+/// How a windowed run ended: at `--limit`, or with every window fetched.
+fn stopped(run: &StreamRun) -> Stop {
+    if run.is_full() {
+        Stop::MaxPages
+    } else {
+        Stop::NoNext
+    }
+}
+
+/// Runs a plan's windows, at most `concurrency` at once and no more than the API's budget
+/// needs; `key` is the partition they belong to, `input` the rest of their pass.
+async fn run_windows(
+    engine: &Engine,
+    run: &StreamRun,
+    inc: &Inc,
+    plan: &Plan,
+    flushing: &Mutex<()>,
+    key: Option<&str>,
+    input: &PassInput<'_>,
+) -> Result<(), StreamError> {
     let first_error: Mutex<Option<StreamError>> = Mutex::new(None);
-    // At most `concurrency` windows, and no more than the API's budget needs.
     let gate = engine.http.pass_gate(plan.concurrency);
     futures::stream::iter(&plan.windows)
         .for_each_concurrent(plan.concurrency, |(a, b)| {
@@ -357,12 +555,12 @@ pub(crate) async fn run(engine: &Engine, run: &StreamRun) -> Result<Stop, Stream
                     return;
                 }
                 let window = DateWindow::new(inc, a, b, &plan.base);
-                let input = PassInput {
+                let pass = PassInput {
                     window: Some(&window),
-                    ..PassInput::default()
+                    ..*input
                 };
-                let result = match run.run_pass(engine, &input).await {
-                    Ok(_) => finish(run, plan, inc, &window),
+                let result = match run.run_pass(engine, &pass).await {
+                    Ok(_) => finish(run, flushing, plan, inc, key, &window),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = result
@@ -378,26 +576,28 @@ pub(crate) async fn run(engine: &Engine, run: &StreamRun) -> Result<Stop, Stream
             }
         })
         .await;
-    if let Some(e) = first_error.into_inner().ok().flatten() {
-        return Err(e);
+    match first_error.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(if run.is_full() {
-        Stop::MaxPages
-    } else {
-        Stop::NoNext
-    })
 }
 
-/// A window is complete: its records go out, its position joins the stream's, and the
-/// checkpoint that covers both is saved, all while no other window's records go out.
-fn finish(run: &StreamRun, plan: &Plan, inc: &Inc, w: &DateWindow) -> Result<(), StreamError> {
-    let _one = plan
-        .flushing
-        .lock()
-        .map_err(|_| StreamError("windows lock poisoned".into()))?;
+/// A window is complete: its records go out, its position joins its partition's (or the
+/// stream's), and the checkpoint that covers both is saved, all while no other window's
+/// records go out.
+fn finish(
+    run: &StreamRun,
+    flushing: &Mutex<()>,
+    plan: &Plan,
+    inc: &Inc,
+    key: Option<&str>,
+    w: &DateWindow,
+) -> Result<(), StreamError> {
+    let _one = locked(flushing)?;
     w.spool.drain(run)?;
     let (reached, _) = w.inc.positions().map_err(|e| StreamError(e.0))?;
-    inc.absorb(&reached).map_err(|e| StreamError(e.0))?;
+    inc.absorb_into(key, &reached)
+        .map_err(|e| StreamError(e.0))?;
     plan.finish(&inc.kind, &w.start, &w.end)?;
     // With children, the state moves only once their output is durable: at the end.
     if run.stages.children.is_empty() {
@@ -620,6 +820,137 @@ mod tests {
         assert!(e.contains("`soon`"), "{e}");
         prior.windows.as_mut().unwrap().done.clear();
         assert!(check_state(&spec, &kind(), &prior).is_ok());
+        let plain = connector_spec::Incremental {
+            windows: None,
+            ..spec
+        };
+        let e = check_state(&plain, &kind(), &prior).unwrap_err();
+        assert!(e.contains("unfinished date windows"), "{e}");
+    }
+
+    /// A partitioned stream's incremental side, 2-day windows, its range ending on the 9th.
+    fn partitioned(prior: StreamState) -> (connector_spec::Stream, Inc) {
+        let stream: connector_spec::Stream = serde_json::from_value(serde_json::json!({
+            "path": "/e", "records": "$[*]", "primary_key": "id",
+            "partitions": {"region": ["eu", "us", "ap"]},
+            "incremental": {"cursor_field": "u", "param": "since", "end_param": "until",
+                "start": day(1), "end": day(9), "lookback": "1d",
+                "windows": {"size": "2d", "concurrency": 2}}
+        }))
+        .unwrap();
+        let spec = stream.incremental.clone().unwrap();
+        let now = OffsetDateTime::now_utc();
+        (stream, crate::window::test_inc(spec, prior, now))
+    }
+
+    fn at(cursor: &str) -> Position {
+        Position {
+            cursor: Some(cursor.into()),
+            ..Position::default()
+        }
+    }
+
+    #[test]
+    fn each_partition_plans_from_its_own_saved_state() {
+        let eu = r#"{"region":"eu"}"#;
+        let us = r#"{"region":"us"}"#;
+        let ap = r#"{"region":"ap"}"#;
+        let halfway = WindowsState {
+            low: day(3),
+            done: vec![(day(5), day(7))],
+            base: at(&day(2)),
+        };
+        let prior = StreamState {
+            partitions: [(us.to_owned(), at(&day(6)))].into(),
+            partition_windows: [(eu.to_owned(), halfway.clone())].into(),
+            ..StreamState::default()
+        };
+        let (stream, inc) = partitioned(prior);
+        assert!(
+            Plan::new("s", &stream, Some(&inc), OffsetDateTime::now_utc())
+                .unwrap()
+                .is_none()
+        );
+        let keyed = Keyed::new("s", &stream, Some(&inc), OffsetDateTime::now_utc()).unwrap();
+        // Unfinished windows: only the gaps, from the saved base.
+        let p = keyed.start(&inc, eu).unwrap().unwrap();
+        assert_eq!(p.windows, vec![(day(3), day(5)), (day(7), day(9))]);
+        assert_eq!(p.base, at(&day(2)));
+        // A cursor: from the cursor minus the lookback, its position the base.
+        let us_plan = keyed.start(&inc, us).unwrap().unwrap();
+        assert_eq!(us_plan.windows, vec![(day(5), day(7)), (day(7), day(9))]);
+        assert_eq!(us_plan.base, at(&day(6)));
+        // Nothing saved: from `start`.
+        let ap_plan = keyed.start(&inc, ap).unwrap().unwrap();
+        assert_eq!(ap_plan.windows.len(), 4);
+        assert!(
+            keyed.start(&inc, ap).unwrap().is_none(),
+            "a value seen twice"
+        );
+
+        // `ap` finishes its first window, `us` all of them; `eu` is untouched.
+        let k = &inc.kind;
+        ap_plan.finish(k, &day(1), &day(3)).unwrap();
+        inc.absorb_into(Some(ap), &at("2024-01-02T05:00:00Z"))
+            .unwrap();
+        let (_, positions) = inc.positions().unwrap();
+        let saved = keyed.saved(k, &positions).unwrap();
+        assert_eq!(saved[eu], halfway, "as saved, while it runs");
+        assert_eq!(saved[ap].low, day(3));
+        assert_eq!(saved[ap].base, Position::default());
+        assert_eq!(saved[us].low, day(5), "none finished yet");
+        us_plan.finish(k, &day(5), &day(7)).unwrap();
+        us_plan.finish(k, &day(7), &day(9)).unwrap();
+        inc.absorb_into(Some(us), &at(&day(8))).unwrap();
+        keyed.end(&inc, us, &us_plan).unwrap();
+        let (_, positions) = inc.positions().unwrap();
+        let saved = keyed.saved(k, &positions).unwrap();
+        assert!(!saved.contains_key(us), "all done: the plain cursor again");
+        assert_eq!(positions[us], at(&day(8)));
+        // A partition that wrote nothing in its whole range starts at its end next time.
+        let x = keyed.start(&inc, "x").unwrap().unwrap();
+        for (a, b) in &x.windows {
+            x.finish(k, a, b).unwrap();
+        }
+        keyed.end(&inc, "x", &x).unwrap();
+        let saved = keyed.saved(k, &positions).unwrap();
+        assert_eq!(saved["x"].low, day(9));
+        assert!(saved["x"].done.is_empty());
+    }
+
+    #[test]
+    fn a_bad_partition_windows_state_is_refused_and_old_states_still_read() {
+        let text = r#"{"cursor": "2024-01-02T00:00:00Z", "output_bytes": 7,
+            "partitions": {"{\"r\":\"eu\"}": {"cursor": "2024-01-03T00:00:00Z"}},
+            "windows": {"low": "2024-01-01T00:00:00Z"}}"#;
+        let old: StreamState = serde_json::from_str(text).unwrap();
+        assert!(old.partition_windows.is_empty());
+        assert!(
+            !serde_json::to_string(&old)
+                .unwrap()
+                .contains("partition_windows"),
+            "not written when empty"
+        );
+        let (stream, _) = partitioned(StreamState::default());
+        let spec = stream.incremental.unwrap();
+        assert!(check_state(&spec, &kind(), &old).is_ok());
+        let mut prior = old.clone();
+        prior.partition_windows.insert(
+            r#"{"r":"eu"}"#.into(),
+            WindowsState {
+                low: "yesterday".into(),
+                ..WindowsState::default()
+            },
+        );
+        let e = check_state(&spec, &kind(), &prior).unwrap_err();
+        assert!(
+            e.contains(r#"partition `{"r":"eu"}`"#) && e.contains("`yesterday`"),
+            "{e}"
+        );
+        let back: StreamState =
+            serde_json::from_str(&serde_json::to_string(&prior).unwrap()).unwrap();
+        assert_eq!(back, prior);
+        prior.windows = None;
         let plain = connector_spec::Incremental {
             windows: None,
             ..spec

@@ -453,7 +453,7 @@ impl<'r> Passes<'r> {
             partition: Some(p),
             ..PassInput::default()
         };
-        let done = self.run.run_pass(engine, &input).await;
+        let done = crate::date_windows::run_keyed(engine, self.run, &input).await;
         let done = match done {
             Ok(_) if one_at_a_time(&self.run.stream) && self.run.stages.children.is_empty() => {
                 self.run.checkpoint()

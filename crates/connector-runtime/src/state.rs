@@ -57,6 +57,10 @@ pub struct StreamState {
     /// A windowed run's progress while some of its date windows are unfinished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<crate::date_windows::WindowsState>,
+    /// Per partition (a partition's key, or a parent key for a child stream), the
+    /// progress of its date windows while some of them are unfinished.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partition_windows: BTreeMap<String, crate::date_windows::WindowsState>,
 }
 
 /// A state file that cannot be used; nothing was overwritten.

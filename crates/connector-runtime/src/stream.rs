@@ -48,6 +48,8 @@ pub struct StreamRun {
     pub(crate) inc: Option<Inc>,
     /// Its date windows, for a top-level stream with `incremental.windows`.
     pub(crate) windows: Option<crate::date_windows::Plan>,
+    /// Its date windows per partition, for a stream with `partitions` or a `parent`.
+    pub(crate) keyed_windows: Option<crate::date_windows::Keyed>,
     /// Appends and checkpoints (incremental, or under an incremental parent).
     appends: bool,
     /// False with `--limit`: a partial look must not move the state.
@@ -112,6 +114,12 @@ impl StreamRun {
             inc.as_ref(),
             time::OffsetDateTime::now_utc(),
         )?;
+        let keyed_windows = crate::date_windows::Keyed::new(
+            name,
+            stream,
+            inc.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        );
         let dedup = stream.dedup && stream.primary_key.is_some();
         let stages = Stages {
             transform: Transform::new(engine.spec.transform_of(stream), name),
@@ -129,6 +137,7 @@ impl StreamRun {
             sink: Mutex::new(Some(sink)),
             inc,
             windows,
+            keyed_windows,
             appends,
             save: limit.is_none(),
             stages,
@@ -178,6 +187,9 @@ impl StreamRun {
             if let Some(w) = &self.windows {
                 state.windows = w.saved(&inc.kind, &state.position)?;
             }
+            if let Some(k) = &self.keyed_windows {
+                state.partition_windows = k.saved(&inc.kind, &state.partitions)?;
+            }
         }
         Ok(state)
     }
@@ -222,7 +234,8 @@ impl StreamRun {
         self.stages.children.end(ok).await;
     }
 
-    /// Pages through the stream once (for a child stream: for one parent record).
+    /// Pages through the stream once (for a child stream: for one parent record, window
+    /// by window when it has date windows).
     pub async fn run_partition(
         &self,
         engine: &Engine,
@@ -233,7 +246,7 @@ impl StreamRun {
             partition: None,
             window: None,
         };
-        self.run_pass(engine, &input).await
+        crate::date_windows::run_keyed(engine, self, &input).await
     }
 
     /// Pages through one pass of the stream (a parent record, a partition, or the whole
@@ -348,24 +361,31 @@ impl StreamRun {
             .iter()
             .map(|(new, field)| (new.clone(), p.get(field).cloned().unwrap_or(Value::Null)))
             .collect();
-        let partition = match p.get(&pr.key) {
-            None | Some(Value::Null) => {
-                return Err(StreamError(format!(
-                    "a record of parent stream {} has no `{}` (streams.{}.parent.key), so its children cannot be fetched; first bytes: {}",
-                    pr.stream,
-                    pr.key,
-                    self.name,
-                    crate::http::snippet(p.to_string().as_bytes())
-                )));
-            }
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => v.to_string(),
-        };
-        let window = match &self.inc {
-            Some(inc) => Some(WindowStage::new(inc, Some(partition), &self.name)?),
-            None => None,
+        let partition = self.child_key(p)?;
+        let window = match (&self.inc, input.window) {
+            (_, Some(_)) => crate::date_windows::stage(self.inc.as_ref(), input, &self.name)?,
+            (Some(inc), None) => Some(WindowStage::new(inc, Some(partition), &self.name)?),
+            (None, None) => None,
         };
         Ok(Pass { window, include })
+    }
+
+    /// The key a child stream keeps a parent record's state under: its `parent.key`.
+    pub(crate) fn child_key(&self, p: &Value) -> Result<String, StreamError> {
+        let Some(pr) = &self.stream.parent else {
+            return Err(StreamError(format!("{}: not a child stream", self.name)));
+        };
+        match p.get(&pr.key) {
+            None | Some(Value::Null) => Err(StreamError(format!(
+                "a record of parent stream {} has no `{}` (streams.{}.parent.key), so its children cannot be fetched; first bytes: {}",
+                pr.stream,
+                pr.key,
+                self.name,
+                crate::http::snippet(p.to_string().as_bytes())
+            ))),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Ok(v.to_string()),
+        }
     }
 
     /// What the pass's templates read: config, the parent record, the window.

@@ -238,8 +238,13 @@ impl Inc {
         }
     }
 
-    /// Takes a finished date window's position into the stream's.
-    pub(crate) fn absorb(&self, done: &Position) -> Result<(), CursorError> {
+    /// Takes a finished date window's position into its partition's (a partition's key
+    /// or a parent key), or into the stream's.
+    pub(crate) fn absorb_into(
+        &self,
+        partition: Option<&str>,
+        done: &Position,
+    ) -> Result<(), CursorError> {
         let Some(c) = &done.cursor else {
             return Ok(());
         };
@@ -247,13 +252,17 @@ impl Inc {
             .track
             .lock()
             .map_err(|_| CursorError("state lock poisoned".into()))?;
-        let order = match &track.top.cursor {
+        let pos = match partition {
+            Some(p) => track.partitions.entry(p.to_owned()).or_default(),
+            None => &mut track.top,
+        };
+        let order = match &pos.cursor {
             None => Ordering::Greater,
             Some(m) => self.kind.compare(c, m)?,
         };
         match order {
-            Ordering::Greater => track.top = Pos::from(done),
-            Ordering::Equal => track.top.keys.extend(done.boundary.clone()),
+            Ordering::Greater => *pos = Pos::from(done),
+            Ordering::Equal => pos.keys.extend(done.boundary.clone()),
             Ordering::Less => {}
         }
         Ok(())
@@ -302,6 +311,19 @@ impl Inc {
         Ok(None)
     }
 
+    /// The position reached so far by one partition.
+    pub(crate) fn position_of(&self, partition: &str) -> Result<Position, CursorError> {
+        let track = self
+            .track
+            .lock()
+            .map_err(|_| CursorError("state lock poisoned".into()))?;
+        Ok(track
+            .partitions
+            .get(partition)
+            .map(Pos::to_position)
+            .unwrap_or_default())
+    }
+
     /// The positions reached so far, as saved in the state: the stream's and each partition's.
     pub(crate) fn positions(&self) -> Result<(Position, BTreeMap<String, Position>), CursorError> {
         let track = self
@@ -316,6 +338,31 @@ impl Inc {
                 .map(|(k, p)| (k.clone(), p.to_position()))
                 .collect(),
         ))
+    }
+}
+
+/// An incremental side built without an engine, for the unit tests of other modules:
+/// `start` and `end` as written (no templates), the clock at `now`.
+#[cfg(test)]
+pub(crate) fn test_inc(spec: Incremental, prior: StreamState, now: OffsetDateTime) -> Inc {
+    let kind = CursorKind::new(&spec).unwrap();
+    let track = Track {
+        top: Pos::from(&prior.position),
+        partitions: prior
+            .partitions
+            .iter()
+            .map(|(k, p)| (k.clone(), Pos::from(p)))
+            .collect(),
+    };
+    Inc {
+        start: kind.normalize(spec.start.source()),
+        end: spec.end.as_ref().map(|e| kind.normalize(e.source())),
+        kind,
+        prior,
+        upper: None,
+        horizon: horizon(&spec, now),
+        track: Mutex::new(track),
+        spec,
     }
 }
 
@@ -733,8 +780,8 @@ streams:
             None,
             "apart until finished"
         );
-        stream.absorb(&reached).unwrap();
-        stream.absorb(&base).unwrap();
+        stream.absorb_into(None, &reached).unwrap();
+        stream.absorb_into(None, &base).unwrap();
         let (top, _) = stream.positions().unwrap();
         assert_eq!(top.cursor.as_deref(), Some("2024-02-07T23:59:59Z"));
         assert_eq!(top.boundary.keys().collect::<Vec<_>>(), vec!["[3]"]);

@@ -1,5 +1,5 @@
-//! `incremental.windows`: a size that is not zero, a time cursor, a top-level stream, and
-//! a window that reaches the API.
+//! `incremental.windows`: a size that is not zero, a time cursor, and a window that
+//! reaches the API.
 
 use super::{Ctx, paths};
 use crate::model::{Incremental, Stream};
@@ -24,20 +24,6 @@ pub(super) fn check(cx: &mut Ctx<'_>, ip: &str, stream: &Stream, inc: &Increment
                 "set `cursor_type: datetime`, `unix_seconds` or `unix_millis`, or remove `windows`"
                     .into(),
             ),
-        );
-    }
-    if stream.parent.is_some() {
-        cx.error(
-            cx.key(&wp),
-            "date windows split a top-level stream's range; a child stream runs once per parent record instead",
-            Some("remove `windows`, or put them on the parent stream".into()),
-        );
-    }
-    if !stream.partitions.is_empty() {
-        cx.error(
-            cx.key(&wp),
-            "date windows inside partitions are not supported yet: each partition would need its own windows and low-water mark",
-            Some("remove `windows`, or split the partitions into streams of their own".into()),
         );
     }
     if inc.param.is_none() && inc.end_param.is_none() && !reads_window(stream) {
@@ -76,17 +62,18 @@ mod tests {
     }
 
     #[test]
-    fn windows_inside_partitions_are_refused() {
+    fn windows_inside_partitions_and_on_child_streams_are_accepted() {
         let found = errors(
             "      windows: { size: 7d }\n",
             "    partitions:\n      region: [eu, us]\n",
         );
-        assert!(
-            found
-                .iter()
-                .any(|(_, _, m)| m.contains("inside partitions")),
-            "{found:?}"
-        );
+        assert_eq!(found, Vec::new());
+        let text = spec(
+            "      windows: { size: 1d }\n",
+            "    parent: { stream: b, key: id }\n",
+        ) + "  b:\n    path: /b\n    records: $[*]\n";
+        let e: Vec<String> = errors_in(&text).into_iter().map(|d| d.message).collect();
+        assert_eq!(e, Vec::<String>::new());
     }
 
     #[test]
@@ -126,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn windows_need_a_time_cursor_and_a_top_level_stream() {
+    fn windows_need_a_time_cursor() {
         let e = errors(
             "      cursor_type: unix_seconds\n      windows: { size: 1d }\n",
             "",
@@ -140,12 +127,6 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].2.contains("need a time cursor"), "{e:?}");
         assert_eq!(e[0].0, 14);
-        let text = spec(
-            "      windows: { size: 1d }\n",
-            "    parent: { stream: b, key: id }\n",
-        ) + "  b:\n    path: /b\n    records: $[*]\n";
-        let e: Vec<String> = errors_in(&text).into_iter().map(|d| d.message).collect();
-        assert!(e.iter().any(|m| m.contains("top-level")), "{e:?}");
     }
 
     #[test]
