@@ -342,7 +342,7 @@ fn an_upstream_that_is_a_child_of_the_other_never_stalls_the_product() {
                 .trim_end_matches("/region")
                 .parse()
                 .unwrap_or(0);
-            let code = if n % 2 == 0 { "eu" } else { "us" };
+            let code = if n.is_multiple_of(2) { "eu" } else { "us" };
             Reply::value(&json!([{ "code": code }]))
         }
     });
