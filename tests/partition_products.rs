@@ -3,7 +3,7 @@
 //! in declared order, the records, the state per partition; one stream run at a time
 //! (no deadlock on the stream permit); an upstream that fails or gives nothing; an
 //! upstream that is itself a child stream of the other with more records than a channel
-//! holds; kills with SIGKILL at many points.
+//! holds; kills with SIGKILL at many points; what `validate` refuses.
 
 mod kill_support;
 mod support;
@@ -531,4 +531,35 @@ fn a_product_of_two_stream_lists_killed_at_many_points_resumes_without_loss_or_d
     assert!(ended >= 2, "only {ended} runs ended on their own");
     assert_eq!((lost, duplicated), (0, 0));
     assert_eq!(got, want);
+}
+
+#[test]
+fn validate_points_at_a_cycle_through_the_second_list_and_a_second_changes_only_list() {
+    let sb = Sandbox::new();
+    let path = sb.spec(&spec(
+        r#"
+  accounts:
+    path: /accounts
+    primary_key: id
+    records: $[*]
+    incremental: { cursor_field: updated_at, start: "2024-01-01T00:00:00Z" }
+  usage:
+    path: /usage
+    records: $[*]
+    partitions:
+      account: { stream: accounts, field: id }
+      region: { stream: regions, field: code }
+  regions:
+    parent: { stream: usage, key: id }
+    path: /regions
+    records: $[*]
+"#,
+    ));
+    sb.run(&["validate", path.to_str().unwrap()])
+        .expect_code(2)
+        .expect_stdout(&[
+            "spec.yaml:19:25: error: partition list `region` closes a cycle of streams: usage -> regions -> usage",
+            "or from `config`",
+            "spec.yaml:19:25: error: partition lists `account` and `region` both read a stream that fetches only what changed",
+        ]);
 }
