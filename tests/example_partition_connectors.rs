@@ -296,4 +296,24 @@ fn jira_create_fields_run_for_every_project_and_issue_type() {
         .filter(|r| r["project"] == "OPS" && r["issue_type"] == "10001")
         .count();
     assert_eq!(ops_bugs, 60, "both pages");
+    // `check` tries create_fields with the first project and the first issue type.
+    let before = server.requests().len();
+    sb.probe(
+        "check",
+        &server,
+        &[
+            "--set",
+            "email=me@acme.test",
+            "--set",
+            "api_token=jira_secret",
+        ],
+    )
+    .expect_code(0)
+    .expect_stdout(&["3 streams checked, 0 failed"]);
+    let tried: Vec<String> = server.requests()[before..]
+        .iter()
+        .filter(|r| r.path.contains("/createmeta/"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(tried, ["/rest/api/3/issue/createmeta/OPS/issuetypes/10001"]);
 }
