@@ -1,8 +1,10 @@
 //! The example connectors that use partitions run for real (issue 13): GitHub issues of
 //! several repositories (`connectors/github_repos.yaml`: a config list times the states,
 //! each with its own `since`), Zendesk requesters fetched 100 ids per request
-//! (`connectors/zendesk_support.yaml`), and the transactions of several Stripe connected
-//! accounts in date windows per account (`connectors/stripe_connect.yaml`), each against a
+//! (`connectors/zendesk_support.yaml`), the transactions of several Stripe connected
+//! accounts in date windows per account (`connectors/stripe_connect.yaml`), and the
+//! fields of every Jira project x issue type, both lists read from streams
+//! (`connectors/jira_create_fields.yaml`), each against a
 //! loopback stand-in of the API.
 
 mod support;
@@ -360,4 +362,112 @@ fn stripe_connect_reads_each_account_in_windows_from_its_own_cursor() {
         .collect();
     assert_eq!(ids.len(), 17, "the new one once, nothing twice");
     assert_eq!(ids.last().unwrap(), "txn_acct_b_new");
+}
+
+/// Jira Cloud: `/rest/api/3/project/search`, `/rest/api/3/issuetype` and
+/// `/rest/api/3/issue/createmeta/{project}/issuetypes/{id}` (offset pages of `maxResults`
+/// with `total`); basic auth with the e-mail and API token.
+fn jira(r: &Logged) -> Reply {
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(b"me@acme.test:jira_secret")
+    );
+    if r.header("authorization") != Some(auth.as_str()) {
+        return Reply::status(401, r#"{"errorMessages": ["unauthorized"]}"#);
+    }
+    let page = |all: Vec<Value>, key: &str| {
+        let at = r.num("startAt", 0);
+        let size = r.num("maxResults", 50);
+        let values: Vec<Value> = all.iter().skip(at).take(size).cloned().collect();
+        Reply::value(&json!({ "startAt": at, "maxResults": size, "total": all.len(), key: values }))
+    };
+    match r.path.as_str() {
+        "/rest/api/3/project/search" => page(
+            ["OPS", "WEB", "OPS"]
+                .iter()
+                .enumerate()
+                .map(|(i, k)| json!({"id": (10 + i).to_string(), "key": k}))
+                .collect(),
+            "values",
+        ),
+        "/rest/api/3/issuetype" => {
+            Reply::value(&json!([{"id": "10001", "name": "Bug"}, {"id": "10002", "name": "Task"}]))
+        }
+        p => {
+            let Some(rest) = p.strip_prefix("/rest/api/3/issue/createmeta/") else {
+                return Reply::status(404, r#"{"errorMessages": ["not found"]}"#);
+            };
+            let Some((project, kind)) = rest.split_once("/issuetypes/") else {
+                return Reply::status(404, r#"{"errorMessages": ["not found"]}"#);
+            };
+            // Bugs of OPS ask for 60 fields (two pages), the others for 2.
+            let n = if (project, kind) == ("OPS", "10001") {
+                60
+            } else {
+                2
+            };
+            page(
+                (0..n)
+                    .map(|i| json!({"fieldId": format!("f{i}"), "name": format!("Field {i}"), "required": i == 0}))
+                    .collect(),
+                "fields",
+            )
+        }
+    }
+}
+
+#[test]
+fn jira_create_fields_run_for_every_project_and_issue_type() {
+    let server = serve(jira);
+    let sb = Sandbox::new();
+    sb.spec(&connector("jira_create_fields"));
+    sb.sync_spec(
+        &server.url(),
+        &["email=me@acme.test", "api_token=jira_secret"],
+    )
+    .expect_code(0)
+    .expect_no_leak("jira_secret");
+    let firsts: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/createmeta/") && r.param("startAt") == Some("0"))
+        .map(|r| r.path["/rest/api/3/issue/createmeta/".len()..].to_owned())
+        .collect();
+    assert_eq!(
+        firsts,
+        [
+            "OPS/issuetypes/10001",
+            "OPS/issuetypes/10002",
+            "WEB/issuetypes/10001",
+            "WEB/issuetypes/10002",
+        ],
+        "each project once, the issue types fastest"
+    );
+    let recs = sb.records("create_fields");
+    assert_eq!(recs.len(), 60 + 2 + 2 + 2);
+    let ops_bugs = recs
+        .iter()
+        .filter(|r| r["project"] == "OPS" && r["issue_type"] == "10001")
+        .count();
+    assert_eq!(ops_bugs, 60, "both pages");
+    // `check` tries create_fields with the first project and the first issue type.
+    let before = server.requests().len();
+    sb.probe(
+        "check",
+        &server,
+        &[
+            "--set",
+            "email=me@acme.test",
+            "--set",
+            "api_token=jira_secret",
+        ],
+    )
+    .expect_code(0)
+    .expect_stdout(&["3 streams checked, 0 failed"]);
+    let tried: Vec<String> = server.requests()[before..]
+        .iter()
+        .filter(|r| r.path.contains("/createmeta/"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(tried, ["/rest/api/3/issue/createmeta/OPS/issuetypes/10001"]);
 }

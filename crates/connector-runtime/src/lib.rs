@@ -21,6 +21,7 @@ pub mod json_scan;
 pub mod origin;
 pub mod paginate;
 mod parallel_pages;
+mod partition_lists;
 pub mod partitions;
 pub mod printable;
 pub mod probe;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::Engine;
 use crate::paginate::Stop;
+use crate::partition_lists::Inbox;
 use crate::stream::{ParentMsg, StreamError, StreamRun};
 use crate::window::shown;
 
@@ -68,28 +69,31 @@ impl Partition {
     }
 }
 
-/// The stream a stream waits for: its parent, or the stream one of its partition lists
+/// A stream a stream waits for: its parent, or the stream one of its partition lists
 /// reads; the latter gets every record the other stream fetched.
 pub(crate) struct Upstream<'a> {
     /// The other stream.
     pub stream: &'a str,
+    /// The partition list it fills; `None` for the parent.
+    pub list: Option<&'a str>,
     /// Whether it sends the records its incremental window drops too.
     pub all_records: bool,
 }
 
-/// See [`Upstream`].
-pub(crate) fn upstream(stream: &Stream) -> Option<Upstream<'_>> {
-    if let Some(p) = &stream.parent {
-        return Some(Upstream {
-            stream: &p.stream,
-            all_records: p.all_records,
-        });
-    }
-    let (_, src) = stream.partition_stream()?;
-    Some(Upstream {
-        stream: src.stream.as_deref()?,
-        all_records: true,
-    })
+/// Every [`Upstream`] of a stream, one per channel to open.
+pub(crate) fn upstreams(stream: &Stream) -> Vec<Upstream<'_>> {
+    stream
+        .upstreams()
+        .into_iter()
+        .map(|e| Upstream {
+            stream: e.stream,
+            list: e.list,
+            all_records: match (e.list, &stream.parent) {
+                (None, Some(p)) => p.all_records,
+                _ => true,
+            },
+        })
+        .collect()
 }
 
 /// Whether a stream runs through [`run`].
@@ -104,22 +108,27 @@ pub(crate) fn one_at_a_time(stream: &Stream) -> bool {
     declared(stream) && stream.partition_concurrency.unwrap_or(1) <= 1
 }
 
-/// One list, resolved: its values, or `None` for the list read from another stream.
-struct List {
-    name: String,
-    values: Option<Vec<Value>>,
+/// One list, resolved: its values, or `None` for a list read from another stream.
+pub(crate) struct List {
+    pub(crate) name: String,
+    pub(crate) values: Option<Vec<Value>>,
 }
 
-/// Runs every pass of a partitioned stream; `rx` carries the records of the stream a
-/// list reads, when one does. The first failed pass fails the stream and starts no more.
+/// Runs every pass of a partitioned stream; `inboxes` carry the records of the streams
+/// its lists read. One such list streams its values as they arrive; with several, each
+/// is collected whole first. The first failed pass fails the stream and starts no more.
 pub(crate) async fn run(
     engine: &Engine,
     run: &StreamRun,
-    rx: Option<mpsc::Receiver<ParentMsg>>,
+    mut inboxes: Vec<Inbox>,
 ) -> Result<Stop, StreamError> {
-    let lists = resolve(engine, &run.name, &run.stream)?;
+    let mut lists = resolve(engine, &run.name, &run.stream)?;
+    if inboxes.len() > 1 {
+        crate::partition_lists::collect(&run.stream, &mut lists, std::mem::take(&mut inboxes))
+            .await?;
+    }
     let passes = Passes::new(engine, run);
-    match rx {
+    match inboxes.pop().map(|(_, rx)| rx) {
         None => {
             let total = count(&lists)?;
             if total == 0 {
@@ -216,7 +225,7 @@ pub(crate) fn first<'v>(
     let mut lists = resolve(engine, name, stream).map_err(|e| e.0)?;
     for l in &mut lists {
         if l.values.is_none()
-            && let Some((_, src)) = stream.partition_stream()
+            && let Some(PartitionList::From(src)) = stream.partitions.get(&l.name)
         {
             let other = src.stream.as_deref().unwrap_or_default();
             let field = src.field.as_deref().unwrap_or_default();
@@ -326,19 +335,21 @@ fn nth(lists: &[List], mut i: u64, unit: Option<&Value>) -> Partition {
 
 /// Turns the other stream's messages into partition values: one field per record,
 /// duplicates dropped, grouped into batches when the list says so.
-struct Collector {
+pub(crate) struct Collector {
     field: String,
     batch: Option<usize>,
     join: String,
     upstream: String,
     seen: HashSet<String>,
     pending: Vec<Value>,
+    /// Most distinct values kept: [`MAX_VALUES`] but in tests.
+    limit: usize,
     /// The other stream's end: whether it succeeded.
-    ended: Option<bool>,
+    pub(crate) ended: Option<bool>,
 }
 
 impl Collector {
-    fn new(field: String, batch: Option<usize>, join: String, upstream: &str) -> Self {
+    pub(crate) fn new(field: String, batch: Option<usize>, join: String, upstream: &str) -> Self {
         Self {
             field,
             batch,
@@ -346,12 +357,19 @@ impl Collector {
             upstream: upstream.to_owned(),
             seen: HashSet::new(),
             pending: Vec::new(),
+            limit: MAX_VALUES,
             ended: None,
         }
     }
 
+    /// The same with another limit of distinct values.
+    #[cfg(test)]
+    pub(crate) fn with_limit(self, limit: usize) -> Self {
+        Self { limit, ..self }
+    }
+
     /// The values (or joined batches) ready after this message.
-    fn take(&mut self, msg: ParentMsg) -> Result<Vec<Value>, StreamError> {
+    pub(crate) fn take(&mut self, msg: ParentMsg) -> Result<Vec<Value>, StreamError> {
         let record = match msg {
             ParentMsg::End(ok) => {
                 self.ended = Some(ok);
@@ -377,10 +395,11 @@ impl Collector {
         if !self.seen.insert(value.to_string()) {
             return Ok(Vec::new());
         }
-        if self.seen.len() > MAX_VALUES {
+        if self.seen.len() > self.limit {
             return Err(StreamError(format!(
-                "stream {} gave more than {MAX_VALUES} distinct `{}` values to partition by",
+                "stream {} gave more than {} distinct `{}` values to partition by, the most a partition list holds; filter that stream or partition by another field",
                 self.upstream,
+                self.limit,
                 shown(&self.field)
             )));
         }
@@ -454,8 +473,14 @@ impl<'r> Passes<'r> {
             ..PassInput::default()
         };
         let done = crate::date_windows::run_keyed(engine, self.run, &input).await;
+        // Only an incremental stream checkpoints a pass: under an incremental list
+        // stream, the next run would otherwise redo the passes the checkpoint covered.
         let done = match done {
-            Ok(_) if one_at_a_time(&self.run.stream) && self.run.stages.children.is_empty() => {
+            Ok(_)
+                if one_at_a_time(&self.run.stream)
+                    && self.run.stages.children.is_empty()
+                    && self.run.inc.is_some() =>
+            {
                 self.run.checkpoint()
             }
             other => other.map(|_| ()),

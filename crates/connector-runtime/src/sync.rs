@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::engine::{Engine, SetupError};
 use crate::paginate::Stop;
+use crate::partition_lists::Inbox;
 use crate::partitions;
 use crate::records::Child;
 use crate::report::{Reporter, StreamOutcome};
@@ -76,20 +77,14 @@ pub fn select(spec: &connector_spec::Spec, asked: &[String]) -> Result<Vec<Strin
                 "--streams: no stream named `{name}`; {hint}"
             )));
         }
-        let mut cur = Some(name.clone());
-        let mut guard = 0;
-        while let Some(n) = cur {
-            if !wanted.contains(&n) {
-                wanted.push(n.clone());
-            }
-            cur = spec
-                .streams
-                .get(&n)
-                .and_then(|s| s.upstream())
-                .map(str::to_owned);
-            guard += 1;
-            if guard > spec.streams.len() {
-                break;
+        let ancestors = spec
+            .streams
+            .get(name)
+            .map(|s| spec.ancestors_of(s))
+            .unwrap_or_default();
+        for n in std::iter::once(name.as_str()).chain(ancestors) {
+            if !wanted.iter().any(|w| w == n) {
+                wanted.push(n.to_owned());
             }
         }
     }
@@ -113,22 +108,27 @@ pub async fn run(
     // stream reports its end to its parent, which saves its own state only after every
     // child's output is durable.
     let mut senders: HashMap<String, Vec<Child>> = HashMap::new();
-    let mut receivers: HashMap<String, mpsc::Receiver<ParentMsg>> = HashMap::new();
+    // A stream may wait for several (a parent, or one per partition list read from a
+    // stream): one channel and one handshake each.
+    let mut receivers: HashMap<String, Vec<Inbox>> = HashMap::new();
     let mut done_rx: HashMap<String, Vec<oneshot::Receiver<bool>>> = HashMap::new();
-    let mut done_tx: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
+    let mut done_tx: HashMap<String, Vec<oneshot::Sender<bool>>> = HashMap::new();
     for name in &names {
-        let Some(p) = engine.spec.streams.get(name).and_then(partitions::upstream) else {
+        let Some(stream) = engine.spec.streams.get(name) else {
             continue;
         };
-        let (tx, rx) = mpsc::channel(CHANNEL);
-        senders.entry(p.stream.to_owned()).or_default().push(Child {
-            tx,
-            all_records: p.all_records,
-        });
-        receivers.insert(name.clone(), rx);
-        let (tx, rx) = oneshot::channel();
-        done_rx.entry(p.stream.to_owned()).or_default().push(rx);
-        done_tx.insert(name.clone(), tx);
+        for p in partitions::upstreams(stream) {
+            let (tx, rx) = mpsc::channel(CHANNEL);
+            senders.entry(p.stream.to_owned()).or_default().push(Child {
+                tx,
+                all_records: p.all_records,
+            });
+            let inbox = (p.list.map(str::to_owned), rx);
+            receivers.entry(name.clone()).or_default().push(inbox);
+            let (tx, rx) = oneshot::channel();
+            done_rx.entry(p.stream.to_owned()).or_default().push(rx);
+            done_tx.entry(name.clone()).or_default().push(tx);
+        }
     }
 
     // Every stored position is read and checked before any sink opens: a refused one
@@ -143,6 +143,10 @@ pub async fn run(
             continue;
         };
         let children = senders.remove(name).unwrap_or_default();
+        // Taken before the stream can fail to start, so that its upstreams hear back.
+        let mut rx = receivers.remove(name).unwrap_or_default();
+        let my_children = done_rx.remove(name).unwrap_or_default();
+        let tell_parent = done_tx.remove(name).unwrap_or_default();
         let run = match StreamRun::new(
             &engine,
             name,
@@ -162,25 +166,25 @@ pub async fn run(
         let engine = engine.clone();
         let reporter = reporter.clone();
         let permits = permits.clone();
-        let rx = receivers.remove(name);
-        let my_children = done_rx.remove(name).unwrap_or_default();
-        let tell_parent = done_tx.remove(name);
         tasks.spawn(async move {
             // Children wait for their parent's records, not for a permit: a permit held
             // while waiting on a parent that needs one would deadlock.
-            let _permit = match rx {
-                None => permits.acquire_owned().await.ok(),
-                Some(_) => None,
+            let permit = match rx.is_empty() {
+                true => permits.acquire_owned().await.ok(),
+                false => None,
             };
             reporter.started(name_of(&run), run.stats.clone());
             let started = Instant::now();
-            let result = match rx {
+            let result = match rx.len() {
                 _ if partitions::declared(&run.stream) => partitions::run(&engine, &run, rx).await,
-                None => crate::date_windows::run(&engine, &run).await,
-                Some(rx) => run_children(&engine, &run, rx).await,
+                0 => crate::date_windows::run(&engine, &run).await,
+                _ => run_children(&engine, &run, rx.swap_remove(0).1).await,
             };
             let ok = result.is_ok();
             run.end_children(ok).await;
+            // Done fetching: waiting for its children needs no permit, and one held here
+            // would keep another upstream of the same child from ever starting.
+            drop(permit);
             let mut children_ok = true;
             for c in my_children {
                 children_ok &= c.await.unwrap_or(false);
@@ -202,7 +206,7 @@ pub async fn run(
                     Err(e)
                 }
             };
-            if let Some(tx) = tell_parent {
+            for tx in tell_parent {
                 let _ = tx.send(result.is_ok());
             }
             run.errors.report(&run.name, reporter.as_ref());

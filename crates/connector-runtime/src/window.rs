@@ -368,18 +368,11 @@ pub(crate) fn test_inc(spec: Incremental, prior: StreamState, now: OffsetDateTim
 
 /// Whether any ancestor of a stream is incremental.
 pub(crate) fn has_incremental_ancestor(spec: &connector_spec::Spec, stream: &Stream) -> bool {
-    let mut cur = stream.upstream();
-    for _ in 0..spec.streams.len() {
-        let Some(name) = cur else { return false };
-        let Some(s) = spec.streams.get(name) else {
-            return false;
-        };
-        if s.incremental.is_some() {
-            return true;
-        }
-        cur = s.upstream();
-    }
-    false
+    spec.ancestors_of(stream).iter().any(|n| {
+        spec.streams
+            .get(*n)
+            .is_some_and(|s| s.incremental.is_some())
+    })
 }
 
 /// The incremental window of one pass: what to ask the API for, and what to keep.

@@ -29,6 +29,7 @@ pub mod template;
 mod template_time;
 pub mod timefmt;
 pub mod transform;
+pub mod upstreams;
 pub mod yaml;
 
 pub use condition::Condition;

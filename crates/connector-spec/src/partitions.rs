@@ -76,7 +76,8 @@ impl PartitionSource {
 }
 
 impl Stream {
-    /// The stream this one waits for: its `parent`, or the stream of a partition list.
+    /// The first stream this one waits for: its `parent`, or the stream of its first
+    /// partition list that reads one; [`Stream::upstreams`] gives them all.
     pub fn upstream(&self) -> Option<&str> {
         self.parent.as_ref().map(|p| p.stream.as_str()).or_else(|| {
             self.partition_stream()
@@ -84,7 +85,7 @@ impl Stream {
         })
     }
 
-    /// The partition list that reads another stream's records, with its name.
+    /// The first partition list that reads another stream's records, with its name.
     pub fn partition_stream(&self) -> Option<(&str, &PartitionSource)> {
         self.partitions.iter().find_map(|(n, l)| match l {
             PartitionList::From(s) if s.stream.is_some() => Some((n.as_str(), s)),
@@ -113,7 +114,6 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, name: &str, base: &str, str
             Some("take the parent's ids as a partition list instead: `partitions: { id: { stream: <parent>, field: id } }`".into()),
         );
     }
-    let mut streams = 0;
     for (pname, list) in &stream.partitions {
         let p = join(&ptr, pname);
         if !is_identifier(pname) {
@@ -126,21 +126,9 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts, name: &str, base: &str, str
         let PartitionList::From(src) = list else {
             continue;
         };
-        if src.stream.is_some() {
-            streams += 1;
-            if streams > 1 {
-                cx.error(
-                    cx.key(&join(&p, "stream")),
-                    "only one partition list of a stream may come from another stream",
-                    Some(
-                        "keep one `stream:` list; the others can be literal or `config:` lists"
-                            .into(),
-                    ),
-                );
-            }
-        }
         source(cx, parts, name, &p, src, stream);
     }
+    crate::upstreams::changed_only_twice(cx, parts, &ptr, stream);
 }
 
 /// One list that reads `config` or another stream.
@@ -374,10 +362,9 @@ mod tests {
         );
         assert_eq!(find("a batch's members change").0, 17);
         assert_eq!(find("takes its partitions from itself").0, 18);
-        assert_eq!(find("only one partition list").0, 18);
         assert_eq!(find("needs `field`").0, 18);
         assert_eq!(find("not a template name").0, 19);
-        assert_eq!(e.len(), 10, "{e:#?}");
+        assert_eq!(e.len(), 9, "{e:#?}");
     }
 
     #[test]
@@ -428,6 +415,10 @@ mod tests {
   c: { path: /c, records: $, parent: { stream: b, key: id } }
 ";
         let e = errors(body);
-        assert!(e.iter().any(|x| x.2.contains("form a cycle")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|x| x.2.contains("closes a cycle of streams: b -> c -> b")),
+            "{e:?}"
+        );
     }
 }

@@ -75,15 +75,12 @@ fn relax(schema: &mut Value) {
 
 /// Whether the stream, or one of its ancestors, is incremental.
 pub fn appends(spec: &Spec, stream: &Stream) -> bool {
-    let mut cur = Some(stream);
-    for _ in 0..=spec.streams.len() {
-        let Some(s) = cur else { break };
-        if s.incremental.is_some() {
-            return true;
-        }
-        cur = s.upstream().and_then(|p| spec.streams.get(p));
-    }
-    false
+    stream.incremental.is_some()
+        || spec.ancestors_of(stream).iter().any(|n| {
+            spec.streams
+                .get(*n)
+                .is_some_and(|s| s.incremental.is_some())
+        })
 }
 
 /// The schema as an object schema that names the key, cursor and copied parent fields

@@ -68,11 +68,10 @@ impl Selection {
         stream: &str,
         states: &BTreeMap<String, StreamState>,
     ) -> Option<StreamState> {
-        let root = root_of(spec, stream);
-        let full = self
-            .streams
-            .iter()
-            .any(|(n, m)| *m == Mode::FullRefresh && root_of(spec, n) == root);
+        let roots = roots_of(spec, stream);
+        let full = self.streams.iter().any(|(n, m)| {
+            *m == Mode::FullRefresh && roots_of(spec, n).iter().any(|r| roots.contains(r))
+        });
         if full {
             return None;
         }
@@ -80,16 +79,26 @@ impl Selection {
     }
 }
 
-/// A stream's top-level ancestor (itself when it has no parent or partition stream).
-fn root_of<'a>(spec: &'a Spec, stream: &'a str) -> &'a str {
-    let mut cur = stream;
-    for _ in 0..=spec.streams.len() {
-        match spec.streams.get(cur).and_then(|s| s.upstream()) {
-            Some(p) => cur = p,
-            None => break,
-        }
+/// A stream's top-level ancestors (itself when it waits for no other stream); a stream
+/// with several parent or partition streams may have several.
+fn roots_of<'a>(spec: &'a Spec, stream: &'a str) -> Vec<&'a str> {
+    let Some(s) = spec.streams.get(stream) else {
+        return vec![stream];
+    };
+    let roots: Vec<&str> = spec
+        .ancestors_of(s)
+        .into_iter()
+        .filter(|n| {
+            spec.streams
+                .get(*n)
+                .is_none_or(|a| a.upstreams().is_empty())
+        })
+        .collect();
+    if roots.is_empty() {
+        vec![stream]
+    } else {
+        roots
     }
-    cur
 }
 
 /// Reads a JSON file of at most [`MAX_FILE`] bytes.

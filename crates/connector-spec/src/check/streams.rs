@@ -1,6 +1,5 @@
 //! `streams`: templates and JSONPaths, pagination rules, incremental, parents, schemas.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -80,7 +79,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, parts: &Parts) {
             Scope::CONFIG,
         );
     }
-    cycles(cx, parts);
+    crate::upstreams::cycles(cx, parts);
 }
 
 fn pagination(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
@@ -358,42 +357,6 @@ fn parent(cx: &mut Ctx<'_>, parts: &Parts, name: &str, base: &str, stream: &Stre
             ),
             Some("remove `all_records`".into()),
         );
-    }
-}
-
-/// Parents that lead back to the stream itself, each cycle reported once.
-fn cycles(cx: &mut Ctx<'_>, parts: &Parts) {
-    let parent_of: HashMap<&str, &str> = parts
-        .streams
-        .iter()
-        .filter_map(|(n, s)| Some((n.as_str(), s.upstream()?)))
-        .filter(|(n, p)| n != p)
-        .collect();
-    let mut reported: Vec<&str> = Vec::new();
-    for (name, _) in &parts.streams {
-        let mut chain = vec![name.as_str()];
-        let mut at = name.as_str();
-        while let Some(&p) = parent_of.get(at) {
-            if let Some(i) = chain.iter().position(|c| *c == p) {
-                let cycle = &chain[i..];
-                if i == 0 && !cycle.iter().any(|c| reported.contains(c)) {
-                    reported.extend_from_slice(cycle);
-                    let mut shown: Vec<&str> = cycle.to_vec();
-                    shown.push(p);
-                    cx.error(
-                        cx.value(&format!("{}/parent/stream", join("/streams", name))),
-                        format!("parent streams form a cycle: {}", shown.join(" -> ")),
-                        Some(
-                            "a child stream's parents must lead to a stream without `parent`"
-                                .into(),
-                        ),
-                    );
-                }
-                break;
-            }
-            chain.push(p);
-            at = p;
-        }
     }
 }
 
