@@ -223,6 +223,61 @@ fn merge_within_a_batch_duckdb() {
     same_batch(Db::duck(dir.path()));
 }
 
+/// PostgreSQL: a merge's first checkpoint creates the table, fills it, then adds its
+/// primary key in the same transaction: a record without its key fails that checkpoint
+/// and leaves no table and no state; a good run leaves the key and `NOT NULL`.
+#[test]
+fn a_new_merge_table_is_keyed_in_its_first_checkpoint_postgres() {
+    let db = Db::pg();
+    let keyless = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let k = keyless.clone();
+    let server = serve(move |_| {
+        let mut orders = vec![
+            json!({"id": 1, "updated_at": ts(1)}),
+            json!({"id": 2, "updated_at": ts(2)}),
+        ];
+        if k.load(Ordering::SeqCst) {
+            orders.push(json!({"updated_at": ts(3)}));
+        }
+        Reply::value(&json!({ "orders": orders }))
+    });
+    let sb = Sandbox::new();
+    sb.spec(
+        r#"version: 1
+name: shop
+config:
+  base_url: { type: string }
+http:
+  base_url: "{{ config.base_url }}"
+streams:
+  orders:
+    path: /orders
+    primary_key: id
+    records: $.orders[*]
+    incremental: { cursor_field: updated_at, start: "2023-01-01T00:00:00Z" }
+"#,
+    );
+    sb.sync(&server, &["--to", &db.to()])
+        .expect_code(1)
+        .expect_stderr(&["null values"]);
+    let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = 'orders'";
+    assert_eq!(db.count(tables), 0, "the creating transaction rolled back");
+    assert_eq!(db.count("SELECT count(*) FROM {s}._runtime_state"), 0);
+    keyless.store(false, Ordering::SeqCst);
+    sb.sync(&server, &["--to", &db.to()]).expect_code(0);
+    assert_eq!(db.count("SELECT count(*) FROM raw.orders"), 2);
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_runtime_key' AND contype = 'p' AND conrelid = 'raw.orders'::regclass"
+        ),
+        1
+    );
+    assert_eq!(
+        db.text("SELECT is_nullable FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = 'orders' AND column_name = 'id'"),
+        "NO"
+    );
+}
+
 const TYPES: &str = r#"version: 1
 name: shop
 config:
