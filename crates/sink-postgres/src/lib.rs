@@ -11,6 +11,7 @@
 mod copy;
 mod encode;
 pub mod load;
+mod merge;
 pub mod target;
 
 use std::collections::HashMap;

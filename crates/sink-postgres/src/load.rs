@@ -1,4 +1,4 @@
-//! One stream's load into PostgreSQL: text `COPY` into a staging table, then one
+//! One stream's load into PostgreSQL: binary `COPY` into a staging table, then one
 //! transaction that evolves the target, moves the rows in and saves the state.
 
 use postgres::{Client, NoTls};
@@ -7,9 +7,18 @@ use sink_sql::{Backend, Change, Dialect, LoadError, Meta, Mode, Page, Table, Tab
 
 use crate::copy::{CHUNK, CopyIn};
 use crate::encode;
+use crate::merge;
 use crate::target::PgTarget;
 
 const SQL: Dialect = Dialect::Postgres;
+
+/// The session's `temp_buffers`: local buffers are allocated as the staging table grows,
+/// up to this (PostgreSQL's default, 8MB, wrote a large checkpoint's staging table out
+/// and read it back).
+const TEMP_BUFFERS: &str = "256MB";
+
+/// The session's `work_mem`: the sort of a large checkpoint's staged rows by key.
+const WORK_MEM: &str = "256MB";
 
 /// A PostgreSQL error with what was being done; the server's message, never the password.
 pub(crate) fn pg_err(what: &str, e: &postgres::Error) -> LoadError {
@@ -72,6 +81,8 @@ pub struct PgLoader {
     copy: Option<CopyIn>,
     /// Each column's value in the record being encoded.
     slots: Vec<u32>,
+    /// Whether the server has `MERGE` (PostgreSQL 15 or later).
+    merge_command: bool,
 }
 
 impl PgLoader {
@@ -105,9 +116,18 @@ impl PgLoader {
                 pg_err(&at, &e)
             });
         }
+        // Server memory of this session (not the runtime's): the temporary staging table's
+        // pages (set before the session first uses one) and the sort that picks each
+        // key's newest version, kept in memory for a checkpoint of a million rows.
         client
-            .batch_execute("SET lock_timeout = '10min'")
+            .batch_execute(&format!(
+                "SET lock_timeout = '10min'; SET temp_buffers = '{TEMP_BUFFERS}'; SET work_mem = '{WORK_MEM}'"
+            ))
             .map_err(err)?;
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .map_err(err)?
+            .get(0);
         let (physical, target_exists) = read_columns(&mut client, &target.schema, &table)?;
         let declared = Table::from_schema(spec.schema.as_ref());
         let qualified_target = qualified(&target.schema, &table);
@@ -177,6 +197,7 @@ impl PgLoader {
             buf: Vec::with_capacity(CHUNK + (64 << 10)),
             copy: None,
             slots: Vec::new(),
+            merge_command: version >= 150_000,
         };
         Ok((loader, model))
     }
@@ -195,7 +216,8 @@ impl PgLoader {
         let Some(copy) = self.copy.take() else {
             return Ok(());
         };
-        let last = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
+        let mut last = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
+        last.extend_from_slice(encode::TRAILER);
         let (client, result) = copy.end(last);
         self.client = client;
         result
@@ -212,6 +234,8 @@ impl PgLoader {
                 .take()
                 .ok_or_else(|| LoadError(format!("{}: the connection was lost", self.shown)))?;
             self.copy = Some(CopyIn::start(client, statement, &self.shown)?);
+            // The buffer is empty here: the last COPY took it.
+            self.buf.extend_from_slice(encode::HEADER);
         }
         self.copy
             .as_ref()
@@ -260,7 +284,7 @@ impl Backend for PgLoader {
         let replace = self.t.is_replace();
         self.copy_for(copy_statement(&self.t.stage, model, replace))?;
         // The metadata columns are the same for the whole page: encoded once.
-        let tail = encode::tail(&meta.load_id, &meta.extracted_at);
+        let tail = encode::tail(&meta.load_id, &meta.extracted_at)?;
         for i in 0..page.len() {
             let row = (!replace).then_some(meta.first_row + i as i64);
             encode::put_row(&mut self.buf, model, page, i, &tail, row, &mut self.slots)?;
@@ -277,7 +301,7 @@ impl Backend for PgLoader {
         finish: bool,
     ) -> Result<(), LoadError> {
         self.end_copy()?;
-        let sql = self.t.statements(SQL, model, state, finish);
+        let sql = merge::statements(&self.t, model, state, finish, self.merge_command);
         if sql.is_empty() {
             return Ok(());
         }
@@ -314,5 +338,8 @@ fn copy_statement(stage: &str, model: &Table, replace: bool) -> String {
     if !replace {
         names.push(quote(ROW));
     }
-    format!("COPY {stage} ({}) FROM STDIN", names.join(", "))
+    format!(
+        "COPY {stage} ({}) FROM STDIN (FORMAT binary)",
+        names.join(", ")
+    )
 }
