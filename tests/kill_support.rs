@@ -73,3 +73,33 @@ pub fn kill_when(
     let status = child.wait().unwrap();
     status.signal() == Some(libc::SIGKILL)
 }
+
+/// The verdict of a kill -9 test: every wanted record written exactly once. Prints what
+/// was found with `detail` (what else the test counted), then fails on a record lost or
+/// written twice, and on any other difference from `want`.
+pub fn assert_exactly_once<K: Ord + std::fmt::Debug>(
+    test: &str,
+    got: &BTreeMap<K, usize>,
+    want: &BTreeMap<K, usize>,
+    detail: &str,
+) {
+    let duplicated: usize = got.values().filter(|n| **n > 1).map(|n| n - 1).sum();
+    let lost = want.keys().filter(|k| !got.contains_key(k)).count();
+    eprintln!(
+        "{test}: expected {} records, found {} distinct, {lost} lost, {duplicated} duplicated; {detail}",
+        want.len(),
+        got.len()
+    );
+    assert_eq!(lost, 0, "records lost");
+    assert_eq!(duplicated, 0, "records duplicated");
+    assert_eq!(got, want);
+}
+
+/// Fails unless at least `least` of the `runs` were killed while alive (a run that ended
+/// before its kill proves nothing about resuming).
+pub fn assert_killed(kills: usize, least: usize, runs: usize) {
+    assert!(
+        kills >= least,
+        "only {kills} of {runs} runs were killed while alive"
+    );
+}

@@ -464,22 +464,19 @@ fn killed_at_many_points_resumes_only_the_unfinished_windows_of_each_partition()
     let last = api.requests.load(Ordering::SeqCst) - before;
     let got = output(&out);
     let want = api.expected();
-    let duplicated: usize = got.values().filter(|n| **n > 1).map(|n| n - 1).sum();
-    let lost = want.keys().filter(|k| !got.contains_key(k)).count();
-    eprintln!(
-        "partition windows kill -9 test: {kills} real kills, {resumed} resumed from a saved state, {lost} lost, {duplicated} duplicated, {last} requests in the last run; (records, partitions with unfinished windows, finished windows beyond their low-water marks) after each killed run: {points:?}"
+    kill_support::assert_exactly_once(
+        "partition windows kill -9 test",
+        &got,
+        &want,
+        &format!(
+            "{kills} real kills, {resumed} resumed from a saved state, {last} requests in the last run; (records, partitions with unfinished windows, finished windows beyond their low-water marks) after each killed run: {points:?}"
+        ),
     );
-    assert!(
-        kills >= 20,
-        "only {kills} of 24 runs were killed while alive"
-    );
+    kill_support::assert_killed(kills, 20, 24);
     assert!(
         resumed >= 10,
         "only {resumed} runs resumed from a saved state"
     );
-    assert_eq!(lost, 0, "records lost");
-    assert_eq!(duplicated, 0, "records duplicated");
-    assert_eq!(got, want);
     assert!(
         points.iter().any(|(n, _, _)| *n > 0 && *n < want.len()),
         "{points:?}"

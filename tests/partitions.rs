@@ -3,6 +3,7 @@
 //! across runs, a list read from another stream in batches, a failing partition, the
 //! checks of `validate`, and kills with SIGKILL at many points.
 
+mod kill_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -472,20 +473,14 @@ fn a_partitioned_stream_killed_at_many_points_resumes_without_loss_or_duplicates
         .iter()
         .map(|i| (i.id as i64, 1))
         .collect();
-    let lost = want.keys().filter(|k| !got.contains_key(k)).count();
-    let duplicated: usize = got.values().map(|n| n - 1).sum();
-    eprintln!(
-        "partition kill -9 test: {kills} kills, {longer} restarts with an output longer than its checkpoint, {} expected, {} found, {lost} lost, {duplicated} duplicated",
-        want.len(),
-        got.len()
+    kill_support::assert_exactly_once(
+        "partition kill -9 test",
+        &got,
+        &want,
+        &format!("{kills} kills, {longer} restarts with an output longer than its checkpoint"),
     );
-    assert!(
-        kills >= 12,
-        "only {kills} of 16 runs were killed while alive"
-    );
+    kill_support::assert_killed(kills, 12, 16);
     assert!(longer >= 3, "only {longer} restarts cut an output back");
-    assert_eq!((lost, duplicated), (0, 0));
-    assert_eq!(got, want);
 }
 
 #[test]
