@@ -196,4 +196,24 @@ mod tests {
         assert!(DuckTarget::parse("duckdb:").is_err());
         assert!(DuckTarget::parse("duckdb:x?mode=ro").is_err());
     }
+
+    #[test]
+    fn the_load_writes_without_fsst() {
+        let dir = std::env::temp_dir().join(format!("sink-duckdb-fsst-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let target = DuckTarget::parse(&format!("duckdb:{}/t.duckdb", dir.display())).unwrap();
+        let dest = DuckDestination::open(target, "c").unwrap();
+        let conn = dest.root.lock().unwrap();
+        let v: String = conn
+            .query_row(
+                "SELECT current_setting('disabled_compression_methods')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v.to_ascii_lowercase(), "fsst");
+        drop(conn);
+        drop(dest);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

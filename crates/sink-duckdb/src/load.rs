@@ -337,3 +337,51 @@ impl Backend for DuckLoader {
             .execute_batch(&format!("DROP TABLE IF EXISTS {}", self.t.stage));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT database_name, table_name FROM duckdb_tables() ORDER BY ALL")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn merge_stages_in_a_temporary_table_append_in_the_file() {
+        let dir = std::env::temp_dir().join(format!("sink-duckdb-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("t.duckdb")).unwrap();
+        let spec = |stream: &str, mode| TableSpec {
+            stream: stream.into(),
+            mode,
+            schema: None,
+        };
+        let merge = Mode::Merge {
+            key: vec!["id".into()],
+            cursor: None,
+        };
+        let opened = |s: TableSpec| {
+            DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &s, "l").unwrap()
+        };
+        let (m, _) = opened(spec("m", merge));
+        let (a, _) = opened(spec("a", Mode::Append));
+        let (r, _) = opened(spec("r", Mode::Replace));
+        // The temporary table is its connection's: the merge loader sees it.
+        assert!(tables(&m.conn).contains(&("temp".into(), "_runtime_stage_m".into())));
+        let file: Vec<String> = tables(&conn)
+            .into_iter()
+            .filter(|(db, _)| db != "temp")
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(file, ["_runtime_stage_a", "_runtime_stage_r"]);
+        drop((m, a, r, conn));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
