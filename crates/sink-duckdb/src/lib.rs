@@ -20,10 +20,10 @@ use duckdb::Connection;
 use sink_sql::{Dialect, LoadError, TableSpec, Worker};
 
 /// Settings of the loading process's database instance (not kept in the file). FSST
-/// string compression took about 40% of a load's CPU (the bench's 1,000,000 orders: 6.6-7.7
-/// s of CPU with it, 4.3-5.5 s without); the other methods (dictionary, RLE, bit-packing,
-/// ALP, ...) stay, so strings are stored dictionary-compressed or plain (that file: 29 MB
-/// instead of 16 MB). Readers need no setting: every DuckDB reads either.
+/// string compression took about a quarter of a load's CPU (the bench's 1,000,000 orders:
+/// a mean of 6.8 s of CPU with it, 5.2 s without); the other methods (dictionary, RLE,
+/// bit-packing, ALP, ...) stay, so strings are stored dictionary-compressed or plain (that
+/// file: 29 MB instead of 16 MB). Readers need no setting: every DuckDB reads either.
 const WRITE_SETTINGS: &str = "SET disabled_compression_methods = 'fsst'";
 
 /// A DuckDB file and the schema the tables go in.

@@ -94,7 +94,7 @@ impl DuckLoader {
                 let mut model = declared;
                 model.absorb(&physical);
                 let create = |stage: &str| SQL.create_table(stage, &model, None, true);
-                let sql = if matches!(spec.mode, Mode::Merge { .. }) {
+                let (sql, stage, catalog) = if matches!(spec.mode, Mode::Merge { .. }) {
                     // A temporary table (the connection's own, in memory, spilled to the
                     // temp directory past the memory limit): merge reads the staged rows
                     // once, into a join that holds them in memory anyway, so they are not
@@ -111,7 +111,6 @@ impl DuckLoader {
                     let sql = format!("DROP TABLE IF EXISTS {file_stage}; {}", create(&file_stage));
                     (sql, file_stage, None)
                 };
-                let (sql, stage, catalog) = sql;
                 conn.execute_batch(&sql).map_err(err)?;
                 (model, physical, stage, catalog)
             }
