@@ -31,5 +31,7 @@ export DUCKDB_LIB_DIR
 # DuckDB.
 cargo test -p runtime-cli --features duckdb-linked --test destinations --test destinations_kill \
   "${cargo_args[@]}" -- _duckdb refused_before_any_request "${test_args[@]}"
-cargo test -p destinations -p sink-duckdb --features destinations/duckdb-linked --lib \
+# (The unit tests' binaries have no RUNPATH of their own: they find the library here.)
+LD_LIBRARY_PATH="$DUCKDB_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  cargo test -p destinations -p sink-duckdb --features destinations/duckdb-linked --lib \
   "${cargo_args[@]}" -- "${test_args[@]}"

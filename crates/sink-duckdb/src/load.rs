@@ -11,6 +11,9 @@ use sink_sql::{
 
 const SQL: Dialect = Dialect::DuckDb;
 
+/// DuckDB's catalog of the connection's temporary tables.
+const TEMP: &str = "temp";
+
 /// A DuckDB error with what was being done.
 pub(crate) fn db_err(what: &str, e: &duckdb::Error) -> LoadError {
     LoadError(format!("{what}: {e}"))
@@ -45,6 +48,9 @@ pub struct DuckLoader {
     shown: String,
     schema: String,
     stage_name: String,
+    /// The staging table's catalog: `temp` for merge (its rows reach the file once, by
+    /// the merge), else the file's own (replace: the staging table becomes the target).
+    stage_catalog: Option<&'static str>,
     t: Target,
     /// Whether a staging transaction is open: pages are appended in one transaction per
     /// checkpoint, not one commit (and WAL sync) per page.
@@ -71,26 +77,42 @@ impl DuckLoader {
         let (physical, target_exists) = read_columns(&conn, schema, &table)?;
         let declared = Table::from_schema(spec.schema.as_ref());
         let target = qualified(schema, &table);
-        // A dead run's staging table holds nothing that was published: it goes.
+        // A dead run's staging table holds nothing that was published: it goes (a
+        // temporary one went with its connection; one in the file is dropped here).
         let stage_name = short_name(&format!("_runtime_stage_{}", spec.stream));
-        let stage = qualified(schema, &stage_name);
-        let (model, target_cols) = match &spec.mode {
+        let file_stage = qualified(schema, &stage_name);
+        let (model, target_cols, stage, stage_catalog) = match &spec.mode {
             Mode::Replace => {
                 let sql = format!(
-                    "DROP TABLE IF EXISTS {stage}; {}",
-                    SQL.create_table(&stage, &declared, None, false)
+                    "DROP TABLE IF EXISTS {file_stage}; {}",
+                    SQL.create_table(&file_stage, &declared, None, false)
                 );
                 conn.execute_batch(&sql).map_err(err)?;
-                (declared, physical)
+                (declared, physical, file_stage, None)
             }
             _ => {
                 let mut model = declared;
                 model.absorb(&physical);
-                let mut sql = format!("DROP TABLE IF EXISTS {stage}; ");
-                let target_cols = physical;
-                sql.push_str(&SQL.create_table(&stage, &model, None, true));
+                let create = |stage: &str| SQL.create_table(stage, &model, None, true);
+                let (sql, stage, catalog) = if matches!(spec.mode, Mode::Merge { .. }) {
+                    // A temporary table (the connection's own, in memory, spilled to the
+                    // temp directory past the memory limit): merge reads the staged rows
+                    // once, into a join that holds them in memory anyway, so they are not
+                    // compressed into the file and its WAL first. Append stages in the
+                    // file, whose row groups are written out as they fill, so its memory
+                    // stays flat however many rows a checkpoint stages.
+                    let stage = format!("{}.{}", quote(TEMP), qualified("main", &stage_name));
+                    let sql = format!(
+                        "DROP TABLE IF EXISTS {file_stage}; DROP TABLE IF EXISTS {stage}; {}",
+                        create(&stage).replacen("CREATE TABLE", "CREATE TEMP TABLE", 1)
+                    );
+                    (sql, stage, Some(TEMP))
+                } else {
+                    let sql = format!("DROP TABLE IF EXISTS {file_stage}; {}", create(&file_stage));
+                    (sql, file_stage, None)
+                };
                 conn.execute_batch(&sql).map_err(err)?;
-                (model, target_cols)
+                (model, physical, stage, catalog)
             }
         };
         let loader = Self {
@@ -98,6 +120,7 @@ impl DuckLoader {
             shown: at,
             schema: schema.to_owned(),
             stage_name,
+            stage_catalog,
             staging: false,
             t: Target {
                 table,
@@ -232,10 +255,18 @@ impl Backend for DuckLoader {
         if !replace {
             names.push(ROW);
         }
-        let mut app = self
-            .conn
-            .appender_with_columns_to_db(&self.stage_name, &self.schema, &names)
-            .map_err(|e| db_err(&self.shown, &e))?;
+        let app = match self.stage_catalog {
+            Some(catalog) => self.conn.appender_with_columns_to_catalog_and_db(
+                &self.stage_name,
+                catalog,
+                "main",
+                &names,
+            ),
+            None => self
+                .conn
+                .appender_with_columns_to_db(&self.stage_name, &self.schema, &names),
+        };
+        let mut app = app.map_err(|e| db_err(&self.shown, &e))?;
         let extracted = match sink_sql::timestamp_micros(&meta.extracted_at) {
             Some(us) => DValue::Timestamp(TimeUnit::Microsecond, us),
             None => DValue::Text(meta.extracted_at.clone()),
@@ -303,5 +334,53 @@ impl Backend for DuckLoader {
         let _ = self
             .conn
             .execute_batch(&format!("DROP TABLE IF EXISTS {}", self.t.stage));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT database_name, table_name FROM duckdb_tables() ORDER BY ALL")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn merge_stages_in_a_temporary_table_append_in_the_file() {
+        let dir = std::env::temp_dir().join(format!("sink-duckdb-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("t.duckdb")).unwrap();
+        let spec = |stream: &str, mode| TableSpec {
+            stream: stream.into(),
+            mode,
+            schema: None,
+        };
+        let merge = Mode::Merge {
+            key: vec!["id".into()],
+            cursor: None,
+        };
+        let opened = |s: TableSpec| {
+            DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &s, "l").unwrap()
+        };
+        let (m, _) = opened(spec("m", merge));
+        let (a, _) = opened(spec("a", Mode::Append));
+        let (r, _) = opened(spec("r", Mode::Replace));
+        // The temporary table is its connection's: the merge loader sees it.
+        assert!(tables(&m.conn).contains(&("temp".into(), "_runtime_stage_m".into())));
+        let file: Vec<String> = tables(&conn)
+            .into_iter()
+            .filter(|(db, _)| db != "temp")
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(file, ["_runtime_stage_a", "_runtime_stage_r"]);
+        drop((m, a, r, conn));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
