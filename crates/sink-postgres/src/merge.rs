@@ -5,6 +5,7 @@
 //! PostgreSQL 15 or later (a join, and a plain insert for a new key), and
 //! `INSERT ... ON CONFLICT` before. Newest wins the same way in all three.
 
+use sink_sql::sql::merge_into;
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote};
 use sink_sql::{Dialect, Mode, Table, Target};
 
@@ -77,44 +78,6 @@ fn latest(stage: &str, names: &[String], key: &[String], cursor: Option<&str>) -
     };
     format!(
         "SELECT DISTINCT ON ({keys}) {} FROM {stage} ORDER BY {order}",
-        names.join(", ")
-    )
-}
-
-/// `MERGE` (PostgreSQL 15): a matched row is updated only when the staged version is not
-/// older; a new key is inserted.
-fn merge_into(
-    target: &str,
-    latest: &str,
-    key: &[String],
-    cursor: Option<&str>,
-    names: &[String],
-) -> String {
-    let on = key
-        .iter()
-        .map(|k| format!("t.{k} = s.{k}", k = quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let newer = match cursor {
-        Some(c) => {
-            let c = quote(c);
-            format!(" AND (t.{c} IS NULL OR s.{c} >= t.{c})")
-        }
-        None => String::new(),
-    };
-    let set = names
-        .iter()
-        .filter(|n| !key.iter().any(|k| quote(k) == **n))
-        .map(|n| format!("{n} = s.{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let values = names
-        .iter()
-        .map(|n| format!("s.{n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "MERGE INTO {target} AS t USING ({latest}) AS s ON ({on}) WHEN MATCHED{newer} THEN UPDATE SET {set} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({values})",
         names.join(", ")
     )
 }

@@ -183,15 +183,12 @@ impl Dialect {
             None => format!("{keys}, {} DESC", quote(ROW)),
         };
         let latest = format!("SELECT DISTINCT ON ({keys}) {cols} FROM {stage} ORDER BY {order}");
-        let non_key: Vec<&String> = names
+        if self == Dialect::DuckDb {
+            return merge_into(target, &latest, key, cursor.as_deref(), &names);
+        }
+        let set = names
             .iter()
             .filter(|n| !key.iter().any(|k| quote(k) == **n))
-            .collect();
-        if self == Dialect::DuckDb {
-            return duck_merge(target, &latest, key, cursor.as_deref(), &names, &non_key);
-        }
-        let set = non_key
-            .iter()
             .map(|n| format!("{n} = excluded.{n}"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -244,15 +241,16 @@ impl Dialect {
     }
 }
 
-/// DuckDB's merge: `MERGE INTO` joined on the key (a hash join, no index needed); a
-/// matched row is updated only when the staged version is not older.
-fn duck_merge(
+/// The SQL-standard `MERGE` of the newest staged version of each key (`latest`, a
+/// query) into `target`: a matched row is updated only when the staged version is not
+/// older, a new key is inserted. DuckDB's merge (a hash join, no index needed), and
+/// PostgreSQL's from version 15. `names` are quoted.
+pub fn merge_into(
     target: &str,
     latest: &str,
     key: &[String],
     cursor: Option<&str>,
     names: &[String],
-    non_key: &[&String],
 ) -> String {
     let on = key
         .iter()
@@ -266,8 +264,9 @@ fn duck_merge(
         }
         None => String::new(),
     };
-    let set = non_key
+    let set = names
         .iter()
+        .filter(|n| !key.iter().any(|k| quote(k) == **n))
         .map(|n| format!("{n} = s.{n}"))
         .collect::<Vec<_>>()
         .join(", ");
