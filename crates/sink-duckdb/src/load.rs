@@ -55,7 +55,13 @@ pub struct DuckLoader {
     /// Whether a staging transaction is open: pages are appended in one transaction per
     /// checkpoint, not one commit (and WAL sync) per page.
     staging: bool,
+    /// Staged rows a merge holds before merging them ahead of the checkpoint.
+    merge_batch: u64,
 }
+
+/// A merge's staged rows live in memory (a temporary table, and DuckDB's `MERGE` joins
+/// them there): past this many, they are merged at once, without the state.
+const MERGE_BATCH: u64 = 100_000;
 
 impl DuckLoader {
     /// Creates what is missing and a fresh staging table; returns the loader and the
@@ -122,6 +128,7 @@ impl DuckLoader {
             stage_name,
             stage_catalog,
             staging: false,
+            merge_batch: MERGE_BATCH,
             t: Target {
                 table,
                 target,
@@ -296,7 +303,16 @@ impl Backend for DuckLoader {
                 .map_err(|e| db_err(&self.shown, &e))?;
         }
         app.flush().map_err(|e| db_err(&self.shown, &e))?;
+        drop(cells);
+        drop(app);
         self.t.staged += page.len() as u64;
+        // Merged early, the rows are where the checkpoint would put them; the state moves
+        // only at the checkpoint, so a killed run merges them again on its rerun, which
+        // leaves each key once with its newest version (an upsert is idempotent). Append
+        // and replace never publish early: their output must appear with the state.
+        if matches!(self.t.mode, Mode::Merge { .. }) && self.t.staged >= self.merge_batch {
+            self.publish(model, None, false)?;
+        }
         Ok(())
     }
 
@@ -381,6 +397,72 @@ mod tests {
             .collect();
         assert_eq!(file, ["_runtime_stage_a", "_runtime_stage_r"]);
         drop((m, a, r, conn));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_merge_past_its_batch_merges_early_and_the_state_waits_for_the_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("sink-duckdb-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("t.duckdb")).unwrap();
+        conn.execute_batch(&SQL.create_state(&qualified("main", sink_sql::STATE_TABLE)))
+            .unwrap();
+        let spec = TableSpec {
+            stream: "m".into(),
+            mode: Mode::Merge {
+                key: vec!["id".into()],
+                cursor: Some("v".into()),
+            },
+            schema: None,
+        };
+        let (mut m, mut model) =
+            DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &spec, "l").unwrap();
+        m.merge_batch = 2;
+        let mut scanner = sink_sql::scan::Scanner::new(false);
+        let mut page = Page::default();
+        let mut row = 0;
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let pages: [&[u8]; 3] = [
+            b"{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":5}\n",
+            // An older version of 2 (a lookback) must not win over the one merged early.
+            b"{\"id\":2,\"v\":3}\n{\"id\":3,\"v\":1}\n",
+            b"{\"id\":1,\"v\":2}\n",
+        ];
+        for (i, lines) in pages.iter().enumerate() {
+            let changes = scanner
+                .scan(&mut model, lines.to_vec(), row, &mut page)
+                .unwrap();
+            if !changes.is_empty() {
+                m.evolve(&model, &changes).unwrap();
+            }
+            let meta = Meta {
+                load_id: "l".into(),
+                extracted_at: "2026-12-02T00:00:00Z".into(),
+                first_row: row,
+            };
+            m.stage(&model, &page, &meta).unwrap();
+            row += page.len() as i64;
+            // Two staged rows are merged at once: after each of the first two pages.
+            let merged = if i < 2 { [2, 3][i] } else { 3 };
+            assert_eq!(
+                count("SELECT count(*) FROM main.m"),
+                merged,
+                "after page {i}"
+            );
+            assert_eq!(count("SELECT count(*) FROM main._runtime_state"), 0);
+        }
+        m.publish(&model, Some("{}"), true).unwrap();
+        assert_eq!(count("SELECT count(*) FROM main._runtime_state"), 1);
+        let rows: Vec<(i64, i64)> = conn
+            .prepare("SELECT id, v FROM main.m ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(1, 2), (2, 5), (3, 1)]);
+        drop((m, conn));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
