@@ -248,6 +248,21 @@ impl Inc {
         let Some(c) = &done.cursor else {
             return Ok(());
         };
+        self.at_pos(partition, c, |pos, order| match order {
+            Ordering::Greater => *pos = Pos::from(done),
+            Ordering::Equal => pos.keys.extend(done.boundary.clone()),
+            Ordering::Less => {}
+        })
+    }
+
+    /// Runs `f` on the position of `partition` (the stream's with `None`), under the
+    /// lock, with how cursor `c` compares to the position's (`Greater` when it has none).
+    fn at_pos(
+        &self,
+        partition: Option<&str>,
+        c: &str,
+        f: impl FnOnce(&mut Pos, Ordering),
+    ) -> Result<(), CursorError> {
         let mut track = self
             .track
             .lock()
@@ -260,11 +275,7 @@ impl Inc {
             None => Ordering::Greater,
             Some(m) => self.kind.compare(c, m)?,
         };
-        match order {
-            Ordering::Greater => *pos = Pos::from(done),
-            Ordering::Equal => pos.keys.extend(done.boundary.clone()),
-            Ordering::Less => {}
-        }
+        f(pos, order);
         Ok(())
     }
 
@@ -285,21 +296,9 @@ impl Inc {
         if self.kind.beyond(&c, self.horizon)? {
             return Ok(Some(c));
         }
-        let mut track = self
-            .track
-            .lock()
-            .map_err(|_| CursorError("state lock poisoned".into()))?;
-        let pos = match partition {
-            Some(p) => track.partitions.entry(p.to_owned()).or_default(),
-            None => &mut track.top,
-        };
-        let order = match &pos.cursor {
-            None => Ordering::Greater,
-            Some(m) => self.kind.compare(&c, m)?,
-        };
-        match order {
+        self.at_pos(partition, &c, |pos, order| match order {
             Ordering::Greater => {
-                pos.cursor = Some(c);
+                pos.cursor = Some(c.clone());
                 pos.keys.clear();
                 pos.keys.insert(key, hash);
             }
@@ -307,7 +306,7 @@ impl Inc {
                 pos.keys.insert(key, hash);
             }
             Ordering::Less => {}
-        }
+        })?;
         Ok(None)
     }
 

@@ -189,7 +189,24 @@ impl<'a> Walker<'a> {
 
     /// The records' array: each element's text goes onto `out`.
     fn records(&mut self, depth: usize, out: &mut Vec<RawRecord<'a>>) -> Option<()> {
-        self.expect(b'[')?;
+        self.ws();
+        if self.peek()? != b'[' {
+            return None;
+        }
+        self.elements(depth, |w, start| {
+            out.push(RawRecord::borrowed(w.text.get(start..w.i)?));
+            Some(())
+        })
+    }
+
+    /// An array's elements, from its `[` at the cursor to past its `]`; `each` sees the
+    /// walk after every element and where that element began.
+    fn elements(
+        &mut self,
+        depth: usize,
+        mut each: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        self.i += 1;
         self.ws();
         if self.peek()? == b']' {
             self.i += 1;
@@ -198,7 +215,7 @@ impl<'a> Walker<'a> {
         loop {
             let start = self.i;
             self.value(depth)?;
-            out.push(RawRecord::borrowed(self.text.get(start..self.i)?));
+            each(self, start)?;
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
@@ -284,25 +301,7 @@ impl<'a> Walker<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.i += 1;
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.value(depth)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-            self.ws();
-        }
+        self.elements(depth, |_, _| Some(()))
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
