@@ -8,6 +8,7 @@
 
 pub mod plan;
 pub mod publish;
+mod reader;
 pub mod scan;
 pub mod sql;
 pub mod table;

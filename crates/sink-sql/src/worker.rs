@@ -1,17 +1,19 @@
-//! The thread a database sink runs on: pages arrive through a bounded channel (so memory
+//! The threads a database sink runs on: pages arrive through a bounded channel (so memory
 //! stays flat and the async engine never waits on the database inside its runtime except
-//! for that bound), are parsed there, evolve the staging table's columns, and are
-//! staged; a checkpoint moves the staged rows and the state in one transaction.
+//! for that bound), are read on one thread ([`crate::reader`]), then evolve the staging
+//! table's columns and are staged on another; a checkpoint moves the staged rows and the
+//! state in one transaction.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::reader::{self, Msg, Read};
 use crate::scan::{Page, Scanner};
 use crate::table::{Change, Table};
 
-/// Pages waiting for the database: two, so one is parsed while the other is loaded.
+/// Pages waiting to be read: two, so the engine hands one over while another is read.
 const QUEUE: usize = 2;
 
 /// Longest wait for a connection to open or a checkpoint to finish before giving up
@@ -56,15 +58,6 @@ pub trait Backend: Send + 'static {
     fn abandon(&mut self) {}
 }
 
-enum Msg {
-    Write(Vec<u8>, String),
-    Publish {
-        state: Option<String>,
-        finish: bool,
-        reply: SyncSender<Result<(), LoadError>>,
-    },
-}
-
 /// A sink's thread and the channel to it.
 pub struct Worker {
     tx: Option<SyncSender<Msg>>,
@@ -87,15 +80,23 @@ impl Worker {
         let (ready_tx, ready_rx) = sync_channel::<Result<(), LoadError>>(1);
         let failed: Shared = Arc::default();
         let shared = failed.clone();
+        let name = what.to_owned();
         let handle = std::thread::Builder::new()
             .name(format!("sink {what}"))
-            .spawn(move || match connect() {
-                Ok((backend, model)) => {
-                    let _ = ready_tx.send(Ok(()));
-                    run(backend, model, load_id, rx, shared);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+            .spawn(move || {
+                let started = connect().and_then(|(backend, model)| {
+                    let reading = Reading::start(&name, &backend, model.clone(), load_id, rx)?;
+                    Ok((backend, model, reading))
+                });
+                match started {
+                    Ok((backend, model, reading)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run(backend, model, &reading, shared);
+                        reading.join();
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| LoadError(format!("cannot start the {what} sink's thread: {e}")))?;
@@ -172,48 +173,73 @@ impl Drop for Worker {
     }
 }
 
-/// The thread's loop: the first error is kept and answers every later publish.
-fn run<B: Backend>(
-    mut backend: B,
-    mut model: Table,
-    load_id: String,
-    rx: Receiver<Msg>,
-    shared: Shared,
-) {
+/// The reading stage's thread and the channels between it and the database stage.
+struct Reading {
+    pages: Receiver<Read>,
+    free: SyncSender<Page>,
+    handle: JoinHandle<()>,
+}
+
+impl Reading {
+    /// Starts the reading thread on the sink's channel.
+    fn start<B: Backend>(
+        what: &str,
+        backend: &B,
+        model: Table,
+        load_id: String,
+        rx: Receiver<Msg>,
+    ) -> Result<Self, LoadError> {
+        let (out, pages) = sync_channel::<Read>(1);
+        // Room for every page in flight, so a staged page always goes back.
+        let (free, spare) = sync_channel::<Page>(QUEUE + 2);
+        let scanner = Scanner::new(backend.refuses_nul());
+        let handle = std::thread::Builder::new()
+            .name(format!("read {what}"))
+            .spawn(move || reader::run(model, scanner, load_id, rx, out, spare))
+            .map_err(|e| LoadError(format!("cannot start the {what} sink's reader: {e}")))?;
+        Ok(Self {
+            pages,
+            free,
+            handle,
+        })
+    }
+
+    /// Waits for the reading thread (it ends once the sink's channel is closed).
+    fn join(self) {
+        drop(self.pages);
+        let _ = self.handle.join();
+    }
+}
+
+/// The database stage's loop: the first error is kept and answers every later publish.
+fn run<B: Backend>(mut backend: B, mut model: Table, reading: &Reading, shared: Shared) {
     let mut failed: Option<LoadError> = None;
-    let mut rows: i64 = 0;
-    let mut scanner = Scanner::new(backend.refuses_nul());
-    let mut page = Page::default();
     let mut finished = false;
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Msg::Write(lines, extracted_at) => {
-                if failed.is_some() {
-                    continue;
+    let fail = |failed: &mut Option<LoadError>, e: &LoadError| {
+        failed.get_or_insert(e.clone());
+        if let Ok(mut g) = shared.lock() {
+            g.get_or_insert(e.clone());
+        }
+    };
+    while let Ok(read) = reading.pages.recv() {
+        match read {
+            Read::Page { .. } | Read::Failed(_) if failed.is_some() => {}
+            Read::Page {
+                page,
+                changes,
+                model: changed,
+                meta,
+            } => {
+                if let Some(changed) = changed {
+                    model = changed;
                 }
-                let meta = Meta {
-                    load_id: load_id.clone(),
-                    extracted_at,
-                    first_row: rows,
-                };
-                match stage(
-                    &mut backend,
-                    &mut scanner,
-                    &mut page,
-                    &mut model,
-                    lines,
-                    &meta,
-                ) {
-                    Ok(n) => rows += n,
-                    Err(e) => {
-                        if let Ok(mut g) = shared.lock() {
-                            *g = Some(e.clone());
-                        }
-                        failed = Some(e);
-                    }
+                if let Err(e) = stage(&mut backend, &model, &page, &changes, &meta) {
+                    fail(&mut failed, &e);
                 }
+                let _ = reading.free.try_send(page);
             }
-            Msg::Publish {
+            Read::Failed(e) => fail(&mut failed, &e),
+            Read::Publish {
                 state,
                 finish,
                 reply,
@@ -223,10 +249,7 @@ fn run<B: Backend>(
                     None => backend.publish(&model, state.as_deref(), finish),
                 };
                 if let Err(e) = &result {
-                    failed.get_or_insert(e.clone());
-                    if let Ok(mut g) = shared.lock() {
-                        g.get_or_insert(e.clone());
-                    }
+                    fail(&mut failed, e);
                 }
                 finished |= finish && result.is_ok();
                 let _ = reply.send(result);
@@ -238,20 +261,114 @@ fn run<B: Backend>(
     }
 }
 
-/// Reads a page (into `page`, whose buffers are reused), evolves the staging columns,
-/// stages the rows; returns how many.
+/// Evolves the staging columns for a read page, then stages its rows.
 fn stage<B: Backend>(
     backend: &mut B,
-    scanner: &mut Scanner,
-    page: &mut Page,
-    model: &mut Table,
-    lines: Vec<u8>,
+    model: &Table,
+    page: &Page,
+    changes: &[Change],
     meta: &Meta,
-) -> Result<i64, LoadError> {
-    let changes = scanner.scan(model, lines, meta.first_row, page)?;
+) -> Result<(), LoadError> {
     if !changes.is_empty() {
-        backend.evolve(model, &changes)?;
+        backend.evolve(model, changes)?;
     }
-    backend.stage(model, page, meta)?;
-    Ok(page.len() as i64)
+    backend.stage(model, page, meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a backend was asked to do, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Call {
+        Evolve(Vec<String>),
+        Stage(i64, usize),
+        Publish(Option<String>),
+    }
+
+    struct Record(Arc<Mutex<Vec<Call>>>);
+
+    impl Backend for Record {
+        fn evolve(&mut self, model: &Table, _: &[Change]) -> Result<(), LoadError> {
+            let names = model.columns().iter().map(|c| c.name.clone()).collect();
+            self.0.lock().unwrap().push(Call::Evolve(names));
+            Ok(())
+        }
+        fn stage(&mut self, model: &Table, page: &Page, meta: &Meta) -> Result<(), LoadError> {
+            // The model a page is staged with has every column the page fills.
+            assert!(
+                page.row(0)
+                    .iter()
+                    .all(|r| (r.col as usize) < model.columns().len())
+            );
+            self.0
+                .lock()
+                .unwrap()
+                .push(Call::Stage(meta.first_row, page.len()));
+            Ok(())
+        }
+        fn publish(&mut self, _: &Table, state: Option<&str>, _: bool) -> Result<(), LoadError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(Call::Publish(state.map(str::to_owned)));
+            Ok(())
+        }
+    }
+
+    fn worker() -> (Worker, Arc<Mutex<Vec<Call>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let backend = Record(calls.clone());
+        let w = Worker::start("t", "l".into(), move || Ok((backend, Table::default()))).unwrap();
+        (w, calls)
+    }
+
+    #[test]
+    fn pages_are_read_ahead_but_staged_and_published_in_order() {
+        let (mut w, calls) = worker();
+        for i in 0..50 {
+            let lines = if i == 20 {
+                format!("{{\"id\":{i},\"extra\":true}}\n{{\"id\":{i}}}\n")
+            } else {
+                format!("{{\"id\":{i}}}\n")
+            };
+            w.write(lines.as_bytes(), "t".into()).unwrap();
+            if i % 10 == 9 {
+                w.publish(Some(format!("{i}")), false).unwrap();
+            }
+        }
+        drop(w);
+        let calls = calls.lock().unwrap().clone();
+        let mut expected = vec![Call::Evolve(vec!["id".into()])];
+        let mut row = 0;
+        for i in 0..50 {
+            if i == 20 {
+                expected.push(Call::Evolve(vec!["id".into(), "extra".into()]));
+            }
+            let n = if i == 20 { 2 } else { 1 };
+            expected.push(Call::Stage(row, n));
+            row += n as i64;
+            if i % 10 == 9 {
+                expected.push(Call::Publish(Some(format!("{i}"))));
+            }
+        }
+        assert_eq!(calls, expected);
+    }
+
+    #[test]
+    fn a_page_that_cannot_be_read_fails_the_next_publish_and_nothing_after_it_is_staged() {
+        let (mut w, calls) = worker();
+        w.write(b"{\"id\":1}\n", "t".into()).unwrap();
+        w.write(b"{\"id\":\n", "t".into()).unwrap();
+        // Written before the reader got to the bad page, or refused after: either way
+        // nothing of it is staged.
+        let _ = w.write(b"{\"id\":3}\n", "t".into());
+        let err = w.publish(Some("s".into()), true).unwrap_err();
+        assert!(err.0.contains("record 2 of the load is not JSON"), "{err}");
+        assert!(w.write(b"{\"id\":4}\n", "t".into()).is_err());
+        drop(w);
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls, [Call::Evolve(vec!["id".into()]), Call::Stage(0, 1)]);
+    }
 }
