@@ -7,6 +7,7 @@
 //! Must not decide types, names or modes (that is `sink-sql`'s) and must not be linked by
 //! `connector-runtime` (DuckDB is a large C++ build; only the command line pulls it in).
 
+mod columns;
 pub mod load;
 pub mod query;
 

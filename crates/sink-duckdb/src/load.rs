@@ -2,12 +2,10 @@
 //! transaction that evolves the target, moves the rows in and saves the state.
 
 use duckdb::Connection;
-use duckdb::types::{TimeUnit, ToSqlOutput, Value as DValue, ValueRef};
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
-use sink_sql::{
-    Backend, Cell, Change, Dialect, Kind, LoadError, Meta, Mode, Page, Raw, SqlType, Table,
-    TableSpec, Target,
-};
+use sink_sql::{Backend, Change, Dialect, LoadError, Meta, Mode, Page, Table, TableSpec, Target};
+
+use crate::columns;
 
 const SQL: Dialect = Dialect::DuckDb;
 
@@ -152,60 +150,6 @@ impl DuckLoader {
     }
 }
 
-/// A value as the appender takes it, for a column of type `ty` (which fits it): the
-/// common values straight from the page's bytes, text borrowed; the others through
-/// `serde_json` (escaped strings, nested values, a value in a wider column).
-fn to_sql<'a>(
-    ty: SqlType,
-    page: &'a Page,
-    raw: &Raw,
-    row: usize,
-) -> Result<ToSqlOutput<'a>, LoadError> {
-    let owned = |v| Ok(ToSqlOutput::Owned(v));
-    match (ty, raw.kind) {
-        (_, Kind::Null) => owned(DValue::Null),
-        (SqlType::BigInt, Kind::Int) => owned(DValue::BigInt(raw.num)),
-        (SqlType::Double, Kind::Int) => owned(DValue::Double(raw.num as f64)),
-        (SqlType::Double, Kind::Uint | Kind::Float) => {
-            let text = std::str::from_utf8(page.text(raw)).unwrap_or_default();
-            match text.parse::<f64>() {
-                Ok(f) => owned(DValue::Double(f)),
-                Err(_) => owned(DValue::Null),
-            }
-        }
-        (SqlType::Text, Kind::Int | Kind::Uint) => {
-            Ok(ToSqlOutput::Borrowed(ValueRef::Text(page.text(raw))))
-        }
-        (SqlType::Boolean, Kind::True) => owned(DValue::Boolean(true)),
-        (SqlType::Boolean, Kind::False) => owned(DValue::Boolean(false)),
-        // As an instant: the appender's own cast from text would drop the UTC offset.
-        (SqlType::Timestamp, Kind::Str) if raw.time => {
-            owned(DValue::Timestamp(TimeUnit::Microsecond, raw.num))
-        }
-        (SqlType::Text, Kind::Str) => Ok(ToSqlOutput::Borrowed(ValueRef::Text(page.plain(raw)))),
-        _ => {
-            let v = page.value(raw, row, false)?;
-            owned(cell_value(&Cell::new(ty, &v)))
-        }
-    }
-}
-
-/// A cell as an owned appender value.
-fn cell_value(cell: &Cell<'_>) -> DValue {
-    match cell {
-        Cell::Null => DValue::Null,
-        Cell::Int(i) => DValue::BigInt(*i),
-        Cell::Float(f) => DValue::Double(*f),
-        Cell::Bool(b) => DValue::Boolean(*b),
-        Cell::Timestamp(s) => match sink_sql::timestamp_micros(s) {
-            Some(us) => DValue::Timestamp(TimeUnit::Microsecond, us),
-            None => DValue::Text((*s).to_owned()),
-        },
-        Cell::Text(s) => DValue::Text(s.to_string()),
-        Cell::Json(s) => DValue::Text(s.clone()),
-    }
-}
-
 impl DuckLoader {
     /// Opens the staging transaction unless one is open.
     fn begin_staging(&mut self) -> Result<(), LoadError> {
@@ -274,36 +218,10 @@ impl Backend for DuckLoader {
                 .appender_with_columns_to_db(&self.stage_name, &self.schema, &names),
         };
         let mut app = app.map_err(|e| db_err(&self.shown, &e))?;
-        let extracted = match sink_sql::timestamp_micros(&meta.extracted_at) {
-            Some(us) => DValue::Timestamp(TimeUnit::Microsecond, us),
-            None => DValue::Text(meta.extracted_at.clone()),
-        };
-        let mut slots = Vec::with_capacity(model.columns().len());
-        let mut cells: Vec<ToSqlOutput<'_>> = Vec::with_capacity(model.columns().len() + 3);
-        for i in 0..page.len() {
-            let values = page.row(i);
-            page.fill(values, model.columns().len(), &mut slots);
-            cells.clear();
-            for (c, &s) in model.columns().iter().zip(&slots) {
-                cells.push(match values.get(s as usize) {
-                    Some(raw) => to_sql(c.ty, page, raw, i)?,
-                    None => ToSqlOutput::Owned(DValue::Null),
-                });
-            }
-            cells.push(ToSqlOutput::Borrowed(ValueRef::Text(
-                meta.load_id.as_bytes(),
-            )));
-            cells.push(ToSqlOutput::Borrowed(ValueRef::from(&extracted)));
-            if !replace {
-                cells.push(ToSqlOutput::Owned(DValue::BigInt(
-                    meta.first_row + i as i64,
-                )));
-            }
-            app.append_row(duckdb::appender_params_from_iter(cells.iter()))
-                .map_err(|e| db_err(&self.shown, &e))?;
-        }
+        let batch = columns::record_batch(model, page, meta, !replace)?;
+        app.append_record_batch(batch)
+            .map_err(|e| db_err(&self.shown, &e))?;
         app.flush().map_err(|e| db_err(&self.shown, &e))?;
-        drop(cells);
         drop(app);
         self.t.staged += page.len() as u64;
         // Merged early, the rows are where the checkpoint would put them; the state moves

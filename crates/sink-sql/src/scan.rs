@@ -91,6 +91,11 @@ impl Page {
         self.ends.len()
     }
 
+    /// The number of the page's first record in the load (for messages: add one).
+    pub fn first_row(&self) -> i64 {
+        self.first_row
+    }
+
     /// Whether the page holds no record.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
