@@ -549,6 +549,10 @@ fn a_bad_destination_is_refused_before_any_request() {
     let cases = {
         let mut cases = cases;
         cases.push(("duckdb:".into(), vec!["no file"]));
+        cases.push((
+            "duckdb:x.duckdb?memory_limit=5".into(),
+            vec!["memory_limit=\"5\"", "at least 64MB"],
+        ));
         // A folder is not a database file.
         cases.push((format!("duckdb:{}", sb.path().display()), vec!["duckdb:"]));
         cases

@@ -1,6 +1,8 @@
 //! One stream's load into DuckDB: the appender into a staging table, then one
 //! transaction that evolves the target, moves the rows in and saves the state.
 
+use std::sync::{Arc, Mutex};
+
 use duckdb::Connection;
 use sink_sql::table::{EXTRACTED_AT, LOAD_ID, ROW, quote, short_name};
 use sink_sql::{Backend, Change, Dialect, LoadError, Meta, Mode, Page, Table, TableSpec, Target};
@@ -55,11 +57,20 @@ pub struct DuckLoader {
     staging: bool,
     /// Staged rows a merge holds before merging them ahead of the checkpoint.
     merge_batch: u64,
+    /// Bytes of JSON staged since the last merge.
+    staged_bytes: usize,
+    /// Held while publishing: one publishing transaction at a time in the file (see
+    /// [`DuckLoader::sharing`]).
+    publishing: Arc<Mutex<()>>,
 }
 
 /// A merge's staged rows live in memory (a temporary table, and DuckDB's `MERGE` joins
 /// them there): past this many, they are merged at once, without the state.
 const MERGE_BATCH: u64 = 100_000;
+
+/// The same bound in bytes of JSON, for wide records: the batch must fit in DuckDB's
+/// memory limit with its join.
+const MERGE_BATCH_BYTES: usize = 32 << 20;
 
 impl DuckLoader {
     /// Creates what is missing and a fresh staging table; returns the loader and the
@@ -97,7 +108,6 @@ impl DuckLoader {
             _ => {
                 let mut model = declared;
                 model.absorb(&physical);
-                let create = |stage: &str| SQL.create_table(stage, &model, None, true);
                 let (sql, stage, catalog) = if matches!(spec.mode, Mode::Merge { .. }) {
                     // A temporary table (the connection's own, in memory, spilled to the
                     // temp directory past the memory limit): merge reads the staged rows
@@ -107,12 +117,13 @@ impl DuckLoader {
                     // stays flat however many rows a checkpoint stages.
                     let stage = format!("{}.{}", quote(TEMP), qualified("main", &stage_name));
                     let sql = format!(
-                        "DROP TABLE IF EXISTS {file_stage}; DROP TABLE IF EXISTS {stage}; {}",
-                        create(&stage).replacen("CREATE TABLE", "CREATE TEMP TABLE", 1)
+                        "DROP TABLE IF EXISTS {file_stage}; {}",
+                        fresh_temp_stage(&stage, &model)
                     );
                     (sql, stage, Some(TEMP))
                 } else {
-                    let sql = format!("DROP TABLE IF EXISTS {file_stage}; {}", create(&file_stage));
+                    let create = SQL.create_table(&file_stage, &model, None, true);
+                    let sql = format!("DROP TABLE IF EXISTS {file_stage}; {create}");
                     (sql, file_stage, None)
                 };
                 conn.execute_batch(&sql).map_err(err)?;
@@ -127,6 +138,8 @@ impl DuckLoader {
             stage_catalog,
             staging: false,
             merge_batch: MERGE_BATCH,
+            staged_bytes: 0,
+            publishing: Arc::default(),
             t: Target {
                 table,
                 target,
@@ -145,9 +158,29 @@ impl DuckLoader {
         Ok((loader, model))
     }
 
+    /// Publishes under `lock`, shared by every stream of the destination. Two merges at
+    /// once each pinned their batch and join in DuckDB's one memory limit, and one of
+    /// them failed out of memory; taking turns keeps one batch's worth pinned, and two
+    /// transactions no longer meet on the state table.
+    pub fn sharing(mut self, lock: Arc<Mutex<()>>) -> Self {
+        self.publishing = lock;
+        self
+    }
+
     fn err(&self, e: duckdb::Error) -> LoadError {
         db_err(&self.shown, &e)
     }
+}
+
+/// Drops and creates a temporary staging table. A temporary table keeps the rows that
+/// `DELETE` removed (in memory: the temporary catalog is never checkpointed), so a merge
+/// that only emptied its stage after each batch grew by every batch it had merged.
+fn fresh_temp_stage(stage: &str, model: &Table) -> String {
+    format!(
+        "DROP TABLE IF EXISTS {stage}; {}",
+        SQL.create_table(stage, model, None, true)
+            .replacen("CREATE TABLE", "CREATE TEMP TABLE", 1)
+    )
 }
 
 impl DuckLoader {
@@ -224,11 +257,13 @@ impl Backend for DuckLoader {
         app.flush().map_err(|e| db_err(&self.shown, &e))?;
         drop(app);
         self.t.staged += page.len() as u64;
+        self.staged_bytes += page.size();
         // Merged early, the rows are where the checkpoint would put them; the state moves
         // only at the checkpoint, so a killed run merges them again on its rerun, which
         // leaves each key once with its newest version (an upsert is idempotent). Append
         // and replace never publish early: their output must appear with the state.
-        if matches!(self.t.mode, Mode::Merge { .. }) && self.t.staged >= self.merge_batch {
+        let full = self.t.staged >= self.merge_batch || self.staged_bytes >= MERGE_BATCH_BYTES;
+        if matches!(self.t.mode, Mode::Merge { .. }) && full {
             self.publish(model, None, false)?;
         }
         Ok(())
@@ -245,8 +280,12 @@ impl Backend for DuckLoader {
         if sql.is_empty() {
             return Ok(());
         }
-        // Two streams' transactions can meet on the state table; DuckDB then refuses the
-        // later one as a conflict, which is retried (nothing of it was kept).
+        let publishing = self.publishing.clone();
+        let _turn = publishing
+            .lock()
+            .map_err(|_| LoadError(format!("{}: publishing lock poisoned", self.shown)))?;
+        // Another process's transaction (a reader's) can still meet ours; DuckDB then
+        // refuses ours as a conflict, which is retried (nothing of it was kept).
         let mut attempt = 0;
         loop {
             match self.transaction(&sql) {
@@ -257,7 +296,13 @@ impl Backend for DuckLoader {
                 other => break other?,
             }
         }
+        let merged = self.t.staged > 0;
         self.t.published(model);
+        self.staged_bytes = 0;
+        if merged && self.stage_catalog == Some(TEMP) && !finish {
+            let sql = fresh_temp_stage(&self.t.stage, model);
+            self.conn.execute_batch(&sql).map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 
@@ -380,6 +425,75 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, [(1, 2), (2, 5), (3, 1)]);
+        drop((m, conn));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    /// Memory DuckDB holds for temporary tables (bytes).
+    fn temp_memory(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_merge_frees_each_merged_batch() {
+        let dir = std::env::temp_dir().join(format!("sink-duckdb-free-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("t.duckdb")).unwrap();
+        conn.execute_batch(&SQL.create_state(&qualified("main", sink_sql::STATE_TABLE)))
+            .unwrap();
+        let spec = TableSpec {
+            stream: "m".into(),
+            mode: Mode::Merge {
+                key: vec!["id".into()],
+                cursor: None,
+            },
+            schema: None,
+        };
+        let (mut m, mut model) =
+            DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &spec, "l").unwrap();
+        m.merge_batch = 1_000;
+        let mut scanner = sink_sql::scan::Scanner::new(false);
+        let mut page = Page::default();
+        let mut row = 0;
+        // 40 batches of 1,000 rows with 1 KB of text each: 40 MB staged in all.
+        let text = "x".repeat(1_000);
+        for _ in 0..40 {
+            let lines: String = (0..1_000)
+                .map(|i| format!("{{\"id\":{},\"t\":\"{text}{i}\"}}\n", row + i))
+                .collect();
+            let changes = scanner
+                .scan(&mut model, lines.into_bytes(), row, &mut page)
+                .unwrap();
+            if !changes.is_empty() {
+                m.evolve(&model, &changes).unwrap();
+            }
+            let meta = Meta {
+                load_id: "l".into(),
+                extracted_at: "2026-12-02T00:00:00Z".into(),
+                first_row: row,
+            };
+            m.stage(&model, &page, &meta).unwrap();
+            row += page.len() as i64;
+        }
+        let held = temp_memory(&m.conn);
+        // One batch is about 1 MB; all of them would be 40.
+        assert!(held < 8 << 20, "temporary tables hold {held} bytes");
+        m.publish(&model, Some("{}"), true).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM main.m", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 40_000);
         drop((m, conn));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -96,6 +96,11 @@ impl Page {
         self.first_row
     }
 
+    /// The size of the page's JSON text in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Whether the page holds no record.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
