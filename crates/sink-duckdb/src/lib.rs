@@ -43,11 +43,14 @@ pub struct DuckTarget {
     pub schema: String,
     /// DuckDB's `memory_limit` for the load, e.g. `512MB` (default [`MEMORY_LIMIT`]).
     pub memory_limit: String,
+    /// Staged rows a merge merges at once, ahead of its checkpoint (default
+    /// [`load::MERGE_BATCH`]).
+    pub merge_batch: u64,
 }
 
 impl DuckTarget {
-    /// Parses `duckdb:PATH` (or `duckdb://PATH`), with optional `?schema=NAME` and
-    /// `memory_limit=SIZE` (joined by `&`).
+    /// Parses `duckdb:PATH` (or `duckdb://PATH`), with optional `?schema=NAME`,
+    /// `memory_limit=SIZE` and `merge_batch=ROWS` (joined by `&`).
     pub fn parse(text: &str) -> Result<Self, LoadError> {
         let rest = text.strip_prefix("duckdb:").ok_or_else(|| {
             LoadError(format!("--to {text}: a DuckDB destination is duckdb:PATH"))
@@ -64,13 +67,21 @@ impl DuckTarget {
         }
         let mut schema = "main".to_owned();
         let mut memory_limit = MEMORY_LIMIT.to_owned();
+        let mut merge_batch = load::MERGE_BATCH;
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             match pair.split_once('=') {
                 Some(("schema", s)) if !s.is_empty() => schema = s.to_owned(),
                 Some(("memory_limit", m)) => memory_limit = memory_size(text, m)?,
+                Some(("merge_batch", n)) => {
+                    merge_batch = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        LoadError(format!(
+                            "--to {text}: merge_batch={n:?} is not a number of rows above 0; write e.g. merge_batch=20000"
+                        ))
+                    })?;
+                }
                 _ => {
                     return Err(LoadError(format!(
-                        "--to {text}: unsupported parameter {pair:?}; only schema=NAME and memory_limit=SIZE are read"
+                        "--to {text}: unsupported parameter {pair:?}; schema=NAME, memory_limit=SIZE and merge_batch=ROWS are read"
                     )));
                 }
             }
@@ -79,6 +90,7 @@ impl DuckTarget {
             path: PathBuf::from(path),
             schema,
             memory_limit,
+            merge_batch,
         })
     }
 
@@ -186,9 +198,10 @@ impl DuckDestination {
         let connector = self.connector.clone();
         let load_id = self.load_id.clone();
         let publishing = self.publishing.clone();
+        let merge_batch = self.target.merge_batch;
         Worker::start(&spec.stream.clone(), self.load_id.clone(), move || {
             load::DuckLoader::open(conn, &shown, &schema, &connector, &spec, &load_id)
-                .map(|(loader, model)| (loader.sharing(publishing), model))
+                .map(|(loader, model)| (loader.sharing(publishing, merge_batch), model))
         })
     }
 
@@ -241,6 +254,13 @@ mod tests {
         assert_eq!(t.memory_limit, MEMORY_LIMIT);
         let t = DuckTarget::parse("duckdb:x.duckdb?memory_limit=2GB&schema=s").unwrap();
         assert_eq!((t.memory_limit.as_str(), t.schema.as_str()), ("2GB", "s"));
+        assert_eq!(t.merge_batch, load::MERGE_BATCH);
+        let t = DuckTarget::parse("duckdb:x.duckdb?merge_batch=500").unwrap();
+        assert_eq!(t.merge_batch, 500);
+        for bad in ["0", "-1", "many", ""] {
+            let e = DuckTarget::parse(&format!("duckdb:x?merge_batch={bad}")).unwrap_err();
+            assert!(e.0.contains("merge_batch="), "{bad}: {e}");
+        }
         assert!(DuckTarget::parse("duckdb:").is_err());
         assert!(DuckTarget::parse("duckdb:x?mode=ro").is_err());
         for bad in ["", "512", "10MB", "lots", "1TB", "99999999999999999999GB", "5MB'"] {

@@ -65,8 +65,9 @@ pub struct DuckLoader {
 }
 
 /// A merge's staged rows live in memory (a temporary table, and DuckDB's `MERGE` joins
-/// them there): past this many, they are merged at once, without the state.
-const MERGE_BATCH: u64 = 100_000;
+/// them there): past this many (unless the destination names another number), they are
+/// merged at once, without the state.
+pub const MERGE_BATCH: u64 = 100_000;
 
 /// The same bound in bytes of JSON, for wide records: the batch must fit in DuckDB's
 /// memory limit with its join.
@@ -158,12 +159,14 @@ impl DuckLoader {
         Ok((loader, model))
     }
 
-    /// Publishes under `lock`, shared by every stream of the destination. Two merges at
-    /// once each pinned their batch and join in DuckDB's one memory limit, and one of
-    /// them failed out of memory; taking turns keeps one batch's worth pinned, and two
-    /// transactions no longer meet on the state table.
-    pub fn sharing(mut self, lock: Arc<Mutex<()>>) -> Self {
+    /// Publishes under `lock`, shared by every stream of the destination, and merges
+    /// early every `merge_batch` staged rows. Two merges at once each pinned their batch
+    /// and join in DuckDB's one memory limit, and one of them failed out of memory;
+    /// taking turns keeps one batch's worth pinned, and two transactions no longer meet
+    /// on the state table.
+    pub fn sharing(mut self, lock: Arc<Mutex<()>>, merge_batch: u64) -> Self {
         self.publishing = lock;
+        self.merge_batch = merge_batch.max(1);
         self
     }
 
