@@ -107,65 +107,66 @@ def count_duck(path):
     return int(out[-1])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", choices=["duckdb", "postgres"], help="one destination")
-    ap.add_argument("--modes", default="replace,merge",
-                    help="write modes measured, comma-separated (default replace,merge)")
-    args = ap.parse_args()
-    os.makedirs(WORK, exist_ok=True)
-    data = bench.generate(args.records)
-    server = bench.Nginx(data)
-    server.start()
+def load_once(dest, mode, records, server, pg, i):
+    """One `runtime sync --to` of the served records; returns its measurements."""
+    if dest == "duckdb":
+        path = os.path.join(WORK, "load.duckdb")
+        for f in glob.glob(path + "*"):
+            os.remove(f)
+        to = f"duckdb:{path}"
+    else:
+        schema = f"bench_{mode}_{i}"
+        to = pg.url(schema)
+    argv = [bench.RUNTIME, "sync", bench.SPEC, "--set", f"base_url={server.url}",
+            "--out", os.path.join(WORK, "out-load"), "--to", to]
+    if mode != "replace":
+        argv += ["--write-mode", f"orders={mode}"]
+    os.sync()
+    load = os.getloadavg()[0]
+    wall, cpu, rss, code, err = measure(argv)
+    if code != 0:
+        raise SystemExit(f"{dest} {mode} failed (exit {code}):\n{err}")
+    rows = count_duck(path) if dest == "duckdb" else int(pg.sql(f"SELECT count(*) FROM {schema}.orders"))
+    ok = rows == records
+    r = {"dest": dest, "mode": mode, "records": records, "wall_s": wall, "cpu_s": cpu,
+         "rss_mib": rss / 1024, "rows": rows, "ok": ok, "rate": records / wall, "load": load}
+    log(f"  {dest:<8} {mode:<7} {records:>9,} run {i + 1}: {wall:6.2f}s {r['rate']:>10,.0f} rec/s "
+        f"cpu {cpu:5.2f}s rss {r['rss_mib']:6.1f} MiB rows {rows:,}{'' if ok else ' WRONG'} "
+        f"load {load:.2f}")
+    if dest == "postgres":
+        pg.sql(f"DROP SCHEMA {schema} CASCADE")
+    return r
+
+
+def measure_all(args, sizes, runs):
+    """Every size, mode, destination and run; each size served from its own pages."""
     pg = None
     results = []
     try:
         if args.only != "duckdb":
             pg = Postgres()
             pg.start()
-        for mode in args.modes.split(","):
-            for dest in ["duckdb", "postgres"]:
-                if args.only and dest != args.only:
-                    continue
-                for i in range(args.runs):
-                    if dest == "duckdb":
-                        path = os.path.join(WORK, "load.duckdb")
-                        for f in glob.glob(path + "*"):
-                            os.remove(f)
-                        to = f"duckdb:{path}"
-                    else:
-                        schema = f"bench_{mode}_{i}"
-                        to = pg.url(schema)
-                    argv = [bench.RUNTIME, "sync", bench.SPEC, "--set", f"base_url={server.url}",
-                            "--out", os.path.join(WORK, "out-load"), "--to", to]
-                    if mode != "replace":
-                        argv += ["--write-mode", f"orders={mode}"]
-                    os.sync()
-                    load = os.getloadavg()[0]
-                    wall, cpu, rss, code, err = measure(argv)
-                    if code != 0:
-                        raise SystemExit(f"{dest} {mode} failed (exit {code}):\n{err}")
-                    rows = count_duck(path) if dest == "duckdb" else int(pg.sql(f"SELECT count(*) FROM {schema}.orders"))
-                    ok = rows == args.records
-                    r = {"dest": dest, "mode": mode, "wall_s": wall, "cpu_s": cpu, "rss_mib": rss / 1024,
-                         "rows": rows, "ok": ok, "rate": args.records / wall, "load": load}
-                    log(f"  {dest:<8} {mode:<7} run {i + 1}: {wall:6.2f}s {r['rate']:>10,.0f} rec/s "
-                        f"cpu {cpu:5.2f}s rss {r['rss_mib']:6.1f} MiB rows {rows:,}{'' if ok else ' WRONG'} "
-                        f"load {load:.2f}")
-                    results.append(r)
-                    if dest == "postgres":
-                        pg.sql(f"DROP SCHEMA {schema} CASCADE")
+        for records in sizes:
+            server = bench.Nginx(bench.generate(records))
+            server.start()
+            try:
+                for mode in args.modes.split(","):
+                    for dest in ["duckdb", "postgres"]:
+                        if args.only and dest != args.only:
+                            continue
+                        for i in range(runs):
+                            results.append(load_once(dest, mode, records, server, pg, i))
+            finally:
+                server.stop()
     finally:
-        server.stop()
         if pg:
             pg.stop()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return results
+
+
+def speed_table(args, results):
+    """The median and best of the runs, per destination and mode."""
     lines = [
-        "# Load benchmark (bench/load.sh)",
-        "",
-        f"{stamp}, commit {bench.git_rev()}. Machine: {bench.machine()}. "
         f"{args.records:,} records (bench/orders.yaml pages from nginx on loopback), "
         f"median of {args.runs} runs; peak RSS of the runtime process (highest run).",
         "",
@@ -185,10 +186,51 @@ def main():
                 f"{args.records / best:,.0f} | "
                 f"{statistics.median(r['cpu_s'] for r in rs):.2f} | {max(r['rss_mib'] for r in rs):.1f} | "
                 f"{min(loads):.1f}-{max(loads):.1f} | {all(r['ok'] for r in rs)} |")
-    text = "\n".join(lines) + "\n"
+    return lines
+
+
+def memory_table(results):
+    """Peak RSS against the number of records: one run each."""
+    lines = [
+        "One run per size: peak RSS of the runtime process as the load grows (bounded "
+        "memory stays level once DuckDB's cache reaches its memory limit).",
+        "",
+        "| destination | mode | records | wall s | records/s | peak RSS MiB | rows ok |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["dest"], r["mode"], r["records"])):
+        lines.append(f"| {r['dest']} | {r['mode']} | {r['records']:,} | {r['wall_s']:.2f} | "
+                     f"{r['rate']:,.0f} | {r['rss_mib']:.1f} | {r['ok']} |")
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", choices=["duckdb", "postgres"], help="one destination")
+    ap.add_argument("--modes", default="replace,merge",
+                    help="write modes measured, comma-separated (default replace,merge)")
+    ap.add_argument("--memory", metavar="SIZES",
+                    help="instead: peak RSS for each number of records, comma-separated "
+                         "(e.g. 200000,1000000,4000000); results in bench/results/load-memory.md")
+    args = ap.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    if args.memory:
+        sizes = [int(n) for n in args.memory.split(",")]
+        lines = memory_table(measure_all(args, sizes, 1))
+        name = "load-memory.md"
+        title = "# Load memory (bench/load.sh --memory)"
+    else:
+        lines = speed_table(args, measure_all(args, [args.records], args.runs))
+        name = "load.md"
+        title = "# Load benchmark (bench/load.sh)"
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = [title, "", f"{stamp}, commit {bench.git_rev()}. Machine: {bench.machine()}.", ""]
+    text = "\n".join(head + lines) + "\n"
     print("\n" + text)
     os.makedirs(bench.RESULTS, exist_ok=True)
-    with open(os.path.join(bench.RESULTS, "load.md"), "w") as f:
+    with open(os.path.join(bench.RESULTS, name), "w") as f:
         f.write(text)
 
 

@@ -4,6 +4,7 @@
 #
 #   bench/load.sh                         # both, 1,000,000 records, replace and merge, 3 runs each
 #   bench/load.sh --records 100000 --runs 1 --only postgres
+#   bench/load.sh --memory 200000,1000000,4000000 --only duckdb   # peak RSS as the load grows
 #   LOAD_FEATURES=duckdb bench/load.sh       # DuckDB compiled in instead of linked (a long C++ build)
 #
 # Installs nginx and PostgreSQL with apt-get when missing, brings DuckDB's prebuilt
