@@ -2,7 +2,7 @@
 //! lines into a [`Page`] (and the column changes it needs) while the database stage
 //! stages the one before, so reading and writing use two cores instead of taking turns.
 
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use crate::scan::{Page, Scanner};
 use crate::table::{Change, Table};
@@ -22,13 +22,8 @@ pub(crate) enum Msg {
 
 /// What the reading stage hands the database stage, in the order the sink received it.
 pub(crate) enum Read {
-    /// A page read, with the columns it added or widened (and the model they make).
-    Page {
-        page: Page,
-        changes: Vec<Change>,
-        model: Option<Table>,
-        meta: Meta,
-    },
+    /// A page read.
+    Page(Box<ReadPage>),
     /// A page could not be read: the sink fails with this, and stages nothing after it.
     Failed(LoadError),
     /// Publish, passed on after every page before it.
@@ -37,6 +32,15 @@ pub(crate) enum Read {
         finish: bool,
         reply: SyncSender<Result<(), LoadError>>,
     },
+}
+
+/// A page read, with the columns it added or widened and the model they make (boxed: a
+/// page is large, and the other messages small).
+pub(crate) struct ReadPage {
+    pub(crate) page: Page,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) model: Option<Table>,
+    pub(crate) meta: Meta,
 }
 
 /// The reading stage's loop: reads pages until the sink's channel closes or the database
@@ -61,20 +65,17 @@ pub(crate) fn run(
                     extracted_at,
                     first_row: rows,
                 };
-                let mut page = match free.try_recv() {
-                    Ok(page) => page,
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => Page::default(),
-                };
+                let mut page = free.try_recv().unwrap_or_default();
                 match scanner.scan(&mut model, lines, rows, &mut page) {
                     Ok(changes) => {
                         rows += page.len() as i64;
                         let model = (!changes.is_empty()).then(|| model.clone());
-                        Read::Page {
+                        Read::Page(Box::new(ReadPage {
                             page,
                             changes,
                             model,
                             meta,
-                        }
+                        }))
                     }
                     Err(e) => {
                         failed = true;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::reader::{self, Msg, Read};
+use crate::reader::{self, Msg, Read, ReadPage};
 use crate::scan::{Page, Scanner};
 use crate::table::{Change, Table};
 
@@ -223,13 +223,14 @@ fn run<B: Backend>(mut backend: B, mut model: Table, reading: &Reading, shared: 
     };
     while let Ok(read) = reading.pages.recv() {
         match read {
-            Read::Page { .. } | Read::Failed(_) if failed.is_some() => {}
-            Read::Page {
-                page,
-                changes,
-                model: changed,
-                meta,
-            } => {
+            Read::Page(_) | Read::Failed(_) if failed.is_some() => {}
+            Read::Page(read) => {
+                let ReadPage {
+                    page,
+                    changes,
+                    model: changed,
+                    meta,
+                } = *read;
                 if let Some(changed) = changed {
                     model = changed;
                 }
