@@ -366,29 +366,78 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A merge loader on a fresh file, fed pages of JSON lines.
+    struct Merging {
+        dir: std::path::PathBuf,
+        conn: Connection,
+        loader: DuckLoader,
+        model: Table,
+        scanner: sink_sql::scan::Scanner,
+        page: Page,
+        row: i64,
+    }
+
+    impl Merging {
+        fn new(name: &str, cursor: Option<&str>, batch: u64) -> Self {
+            let dir = std::env::temp_dir().join(format!("sink-duckdb-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let conn = Connection::open(dir.join("t.duckdb")).unwrap();
+            conn.execute_batch(&SQL.create_state(&qualified("main", sink_sql::STATE_TABLE)))
+                .unwrap();
+            let spec = TableSpec {
+                stream: "m".into(),
+                mode: Mode::Merge {
+                    key: vec!["id".into()],
+                    cursor: cursor.map(str::to_owned),
+                },
+                schema: None,
+            };
+            let (loader, model) =
+                DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &spec, "l").unwrap();
+            let loader = loader.sharing(Arc::default(), batch);
+            Self {
+                dir,
+                conn,
+                loader,
+                model,
+                scanner: sink_sql::scan::Scanner::new(false),
+                page: Page::default(),
+                row: 0,
+            }
+        }
+
+        fn stage(&mut self, lines: &[u8]) {
+            let changes = self
+                .scanner
+                .scan(&mut self.model, lines.to_vec(), self.row, &mut self.page)
+                .unwrap();
+            if !changes.is_empty() {
+                self.loader.evolve(&self.model, &changes).unwrap();
+            }
+            let meta = Meta {
+                load_id: "l".into(),
+                extracted_at: "2026-12-02T00:00:00Z".into(),
+                first_row: self.row,
+            };
+            self.loader.stage(&self.model, &self.page, &meta).unwrap();
+            self.row += self.page.len() as i64;
+        }
+
+        fn count(&self, sql: &str) -> i64 {
+            self.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+
+        fn finish(self) {
+            let dir = self.dir.clone();
+            drop(self);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
     #[test]
     fn a_merge_past_its_batch_merges_early_and_the_state_waits_for_the_checkpoint() {
-        let dir = std::env::temp_dir().join(format!("sink-duckdb-batch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let conn = Connection::open(dir.join("t.duckdb")).unwrap();
-        conn.execute_batch(&SQL.create_state(&qualified("main", sink_sql::STATE_TABLE)))
-            .unwrap();
-        let spec = TableSpec {
-            stream: "m".into(),
-            mode: Mode::Merge {
-                key: vec!["id".into()],
-                cursor: Some("v".into()),
-            },
-            schema: None,
-        };
-        let (mut m, mut model) =
-            DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &spec, "l").unwrap();
-        m.merge_batch = 2;
-        let mut scanner = sink_sql::scan::Scanner::new(false);
-        let mut page = Page::default();
-        let mut row = 0;
-        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let mut m = Merging::new("batch", Some("v"), 2);
         let pages: [&[u8]; 3] = [
             b"{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":5}\n",
             // An older version of 2 (a lookback) must not win over the one merged early.
@@ -396,31 +445,16 @@ mod tests {
             b"{\"id\":1,\"v\":2}\n",
         ];
         for (i, lines) in pages.iter().enumerate() {
-            let changes = scanner
-                .scan(&mut model, lines.to_vec(), row, &mut page)
-                .unwrap();
-            if !changes.is_empty() {
-                m.evolve(&model, &changes).unwrap();
-            }
-            let meta = Meta {
-                load_id: "l".into(),
-                extracted_at: "2026-12-02T00:00:00Z".into(),
-                first_row: row,
-            };
-            m.stage(&model, &page, &meta).unwrap();
-            row += page.len() as i64;
+            m.stage(lines);
             // Two staged rows are merged at once: after each of the first two pages.
             let merged = if i < 2 { [2, 3][i] } else { 3 };
-            assert_eq!(
-                count("SELECT count(*) FROM main.m"),
-                merged,
-                "after page {i}"
-            );
-            assert_eq!(count("SELECT count(*) FROM main._runtime_state"), 0);
+            assert_eq!(m.count("SELECT count(*) FROM main.m"), merged, "after page {i}");
+            assert_eq!(m.count("SELECT count(*) FROM main._runtime_state"), 0);
         }
-        m.publish(&model, Some("{}"), true).unwrap();
-        assert_eq!(count("SELECT count(*) FROM main._runtime_state"), 1);
-        let rows: Vec<(i64, i64)> = conn
+        m.loader.publish(&m.model, Some("{}"), true).unwrap();
+        assert_eq!(m.count("SELECT count(*) FROM main._runtime_state"), 1);
+        let rows: Vec<(i64, i64)> = m
+            .conn
             .prepare("SELECT id, v FROM main.m ORDER BY id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -428,76 +462,27 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, [(1, 2), (2, 5), (3, 1)]);
-        drop((m, conn));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-#[cfg(test)]
-mod memory_tests {
-    use super::*;
-
-    /// Memory DuckDB holds for temporary tables (bytes).
-    fn temp_memory(conn: &Connection) -> i64 {
-        conn.query_row(
-            "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap()
+        m.finish();
     }
 
     #[test]
     fn a_merge_frees_each_merged_batch() {
-        let dir = std::env::temp_dir().join(format!("sink-duckdb-free-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let conn = Connection::open(dir.join("t.duckdb")).unwrap();
-        conn.execute_batch(&SQL.create_state(&qualified("main", sink_sql::STATE_TABLE)))
-            .unwrap();
-        let spec = TableSpec {
-            stream: "m".into(),
-            mode: Mode::Merge {
-                key: vec!["id".into()],
-                cursor: None,
-            },
-            schema: None,
-        };
-        let (mut m, mut model) =
-            DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &spec, "l").unwrap();
-        m.merge_batch = 1_000;
-        let mut scanner = sink_sql::scan::Scanner::new(false);
-        let mut page = Page::default();
-        let mut row = 0;
+        let mut m = Merging::new("free", None, 1_000);
         // 40 batches of 1,000 rows with 1 KB of text each: 40 MB staged in all.
         let text = "x".repeat(1_000);
         for _ in 0..40 {
             let lines: String = (0..1_000)
-                .map(|i| format!("{{\"id\":{},\"t\":\"{text}{i}\"}}\n", row + i))
+                .map(|i| format!("{{\"id\":{},\"t\":\"{text}{i}\"}}\n", m.row + i))
                 .collect();
-            let changes = scanner
-                .scan(&mut model, lines.into_bytes(), row, &mut page)
-                .unwrap();
-            if !changes.is_empty() {
-                m.evolve(&model, &changes).unwrap();
-            }
-            let meta = Meta {
-                load_id: "l".into(),
-                extracted_at: "2026-12-02T00:00:00Z".into(),
-                first_row: row,
-            };
-            m.stage(&model, &page, &meta).unwrap();
-            row += page.len() as i64;
+            m.stage(lines.as_bytes());
         }
-        let held = temp_memory(&m.conn);
+        let held = m.count(
+            "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'",
+        );
         // One batch is about 1 MB; all of them would be 40.
         assert!(held < 8 << 20, "temporary tables hold {held} bytes");
-        m.publish(&model, Some("{}"), true).unwrap();
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM main.m", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 40_000);
-        drop((m, conn));
-        let _ = std::fs::remove_dir_all(&dir);
+        m.loader.publish(&m.model, Some("{}"), true).unwrap();
+        assert_eq!(m.count("SELECT count(*) FROM main.m"), 40_000);
+        m.finish();
     }
 }
