@@ -170,7 +170,7 @@ fn value<'a>(ty: SqlType, page: &'a Page, raw: &Raw, row: usize) -> Result<Val<'
         Ok(s) => Ok(Val::Str(Cow::Borrowed(s))),
         Err(_) => Err(LoadError(format!(
             "record {} of the load is not JSON: invalid UTF-8",
-            meta_row(page, row)
+            record_number(page, row)
         ))),
     };
     Ok(match (ty, raw.kind) {
@@ -188,13 +188,13 @@ fn value<'a>(ty: SqlType, page: &'a Page, raw: &Raw, row: usize) -> Result<Val<'
         (SqlType::Text, Kind::Str) => text(page.plain(raw))?,
         _ => {
             let v = page.value(raw, row, false)?;
-            cell_value(&Cell::new(ty, &v), meta_row(page, row))?
+            cell_value(&Cell::new(ty, &v), record_number(page, row))?
         }
     })
 }
 
 /// The record's number in the load, for messages.
-fn meta_row(page: &Page, row: usize) -> i64 {
+fn record_number(page: &Page, row: usize) -> i64 {
     page.first_row() + row as i64 + 1
 }
 
@@ -216,4 +216,96 @@ fn cell_value(cell: &Cell<'_>, record: i64) -> Result<Val<'static>, LoadError> {
         Cell::Text(s) => Val::Str(Cow::Owned(s.to_string())),
         Cell::Json(s) => Val::Str(Cow::Owned(s.clone())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+
+    fn read(lines: &str) -> (Table, Page) {
+        let mut model = Table::default();
+        let mut page = Page::default();
+        sink_sql::scan::Scanner::new(false)
+            .scan(&mut model, lines.as_bytes().to_vec(), 10, &mut page)
+            .unwrap();
+        (model, page)
+    }
+
+    fn meta() -> Meta {
+        Meta {
+            load_id: "l".into(),
+            extracted_at: "2026-12-02T10:00:00Z".into(),
+            first_row: 10,
+        }
+    }
+
+    fn texts(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let a = batch.column_by_name(name).unwrap().as_string::<i32>();
+        (0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_lands_in_its_column_as_the_serde_path_would_write_it() {
+        let (model, page) = read(concat!(
+            r#"{"i":1,"d":1,"t":"2024-01-01T00:00:00Z","s":"plain","e":"esc\"aped","n":{"a":[1]},"b":true,"u":18446744073709551615,"w":1}"#,
+            "\n",
+            r#"{"i":2,"d":2.5,"t":null,"s":7,"e":"x","n":[1,2],"b":false,"w":"text"}"#,
+            "\n",
+            r#"{"i":3}"#,
+            "\n",
+        ));
+        let batch = record_batch(&model, &page, &meta(), true).unwrap();
+        let ints = |name: &str| -> Vec<Option<i64>> {
+            let a = batch.column_by_name(name).unwrap().as_primitive::<Int64Type>();
+            (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()
+        };
+        assert_eq!(ints("i"), [Some(1), Some(2), Some(3)]);
+        let d = batch.column_by_name("d").unwrap().as_primitive::<Float64Type>();
+        assert_eq!((d.value(0), d.value(1), d.is_null(2)), (1.0, 2.5, true));
+        let t = batch
+            .column_by_name("t")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(t.value(0), 1_704_067_200_000_000);
+        assert!(t.is_null(1) && t.is_null(2));
+        assert_eq!(texts(&batch, "s"), [Some("plain".into()), Some("7".into()), None]);
+        assert_eq!(texts(&batch, "e"), [Some("esc\"aped".into()), Some("x".into()), None]);
+        assert_eq!(
+            texts(&batch, "n"),
+            [Some(r#"{"a":[1]}"#.into()), Some("[1,2]".into()), None]
+        );
+        let b = batch.column_by_name("b").unwrap().as_boolean();
+        assert_eq!((b.value(0), b.value(1), b.is_null(2)), (true, false, true));
+        assert_eq!(
+            texts(&batch, "u"),
+            [Some("18446744073709551615".into()), None, None]
+        );
+        assert_eq!(texts(&batch, "w"), [Some("1".into()), Some("text".into()), None]);
+        assert_eq!(texts(&batch, "_load_id"), vec![Some("l".to_owned()); 3]);
+        assert_eq!(ints("_row"), [Some(10), Some(11), Some(12)]);
+        let at = batch
+            .column_by_name("_extracted_at")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(at.value(2), 1_796_205_600_000_000);
+        // Without `_row` (a replace's staging table) the batch ends at `_extracted_at`.
+        let batch = record_batch(&model, &page, &meta(), false).unwrap();
+        assert!(batch.column_by_name("_row").is_none());
+    }
+
+    #[test]
+    fn a_date_time_column_refuses_what_is_not_one() {
+        let (mut model, page) = read("{\"t\":\"soon\"}\n");
+        // A declared date-time column that received a string of another shape.
+        model = Table::new(vec![sink_sql::Column {
+            name: model.columns()[0].name.clone(),
+            ty: SqlType::Timestamp,
+        }]);
+        let e = record_batch(&model, &page, &meta(), true).unwrap_err();
+        assert!(e.0.contains("record 11") && e.0.contains("\"soon\""), "{e}");
+    }
 }
