@@ -43,9 +43,9 @@ impl Builder {
             SqlType::BigInt => Builder::Int(Int64Builder::with_capacity(rows)),
             SqlType::Double => Builder::Float(Float64Builder::with_capacity(rows)),
             SqlType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(rows)),
-            SqlType::Timestamp => Builder::Time(
-                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC),
-            ),
+            SqlType::Timestamp => {
+                Builder::Time(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC))
+            }
             // JSON columns take their text: DuckDB's JSON type is text underneath.
             SqlType::Text | SqlType::Json => {
                 Builder::Text(StringBuilder::with_capacity(rows, rows * 16))
@@ -260,11 +260,19 @@ mod tests {
         ));
         let batch = record_batch(&model, &page, &meta(), true).unwrap();
         let ints = |name: &str| -> Vec<Option<i64>> {
-            let a = batch.column_by_name(name).unwrap().as_primitive::<Int64Type>();
-            (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()
+            let a = batch
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            (0..a.len())
+                .map(|i| a.is_valid(i).then(|| a.value(i)))
+                .collect()
         };
         assert_eq!(ints("i"), [Some(1), Some(2), Some(3)]);
-        let d = batch.column_by_name("d").unwrap().as_primitive::<Float64Type>();
+        let d = batch
+            .column_by_name("d")
+            .unwrap()
+            .as_primitive::<Float64Type>();
         assert_eq!((d.value(0), d.value(1), d.is_null(2)), (1.0, 2.5, true));
         let t = batch
             .column_by_name("t")
@@ -272,8 +280,14 @@ mod tests {
             .as_primitive::<TimestampMicrosecondType>();
         assert_eq!(t.value(0), 1_704_067_200_000_000);
         assert!(t.is_null(1) && t.is_null(2));
-        assert_eq!(texts(&batch, "s"), [Some("plain".into()), Some("7".into()), None]);
-        assert_eq!(texts(&batch, "e"), [Some("esc\"aped".into()), Some("x".into()), None]);
+        assert_eq!(
+            texts(&batch, "s"),
+            [Some("plain".into()), Some("7".into()), None]
+        );
+        assert_eq!(
+            texts(&batch, "e"),
+            [Some("esc\"aped".into()), Some("x".into()), None]
+        );
         assert_eq!(
             texts(&batch, "n"),
             [Some(r#"{"a":[1]}"#.into()), Some("[1,2]".into()), None]
@@ -284,7 +298,10 @@ mod tests {
             texts(&batch, "u"),
             [Some("18446744073709551615".into()), None, None]
         );
-        assert_eq!(texts(&batch, "w"), [Some("1".into()), Some("text".into()), None]);
+        assert_eq!(
+            texts(&batch, "w"),
+            [Some("1".into()), Some("text".into()), None]
+        );
         assert_eq!(texts(&batch, "_load_id"), vec![Some("l".to_owned()); 3]);
         assert_eq!(ints("_row"), [Some(10), Some(11), Some(12)]);
         let at = batch

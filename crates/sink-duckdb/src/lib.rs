@@ -114,7 +114,10 @@ fn memory_size(text: &str, size: &str) -> Result<String, LoadError> {
         "gib" => 1 << 30,
         _ => 0,
     };
-    let bytes = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(scale));
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale));
     match bytes {
         Some(b) if b >= 64_000_000 => Ok(size.to_owned()),
         _ => Err(LoadError(format!(
@@ -263,7 +266,15 @@ mod tests {
         }
         assert!(DuckTarget::parse("duckdb:").is_err());
         assert!(DuckTarget::parse("duckdb:x?mode=ro").is_err());
-        for bad in ["", "512", "10MB", "lots", "1TB", "99999999999999999999GB", "5MB'"] {
+        for bad in [
+            "",
+            "512",
+            "10MB",
+            "lots",
+            "1TB",
+            "99999999999999999999GB",
+            "5MB'",
+        ] {
             let e = DuckTarget::parse(&format!("duckdb:x?memory_limit={bad}")).unwrap_err();
             assert!(e.0.contains("memory_limit="), "{bad}: {e}");
         }
@@ -287,7 +298,10 @@ mod tests {
         let limit: String = conn
             .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
             .unwrap();
-        assert!(limit.starts_with("122") || limit.starts_with("128"), "{limit}");
+        assert!(
+            limit.starts_with("122") || limit.starts_with("128"),
+            "{limit}"
+        );
         drop(conn);
         drop(dest);
         let _ = std::fs::remove_dir_all(&dir);

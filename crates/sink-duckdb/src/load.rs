@@ -379,7 +379,8 @@ mod tests {
 
     impl Merging {
         fn new(name: &str, cursor: Option<&str>, batch: u64) -> Self {
-            let dir = std::env::temp_dir().join(format!("sink-duckdb-{name}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("sink-duckdb-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             let conn = Connection::open(dir.join("t.duckdb")).unwrap();
@@ -448,7 +449,11 @@ mod tests {
             m.stage(lines);
             // Two staged rows are merged at once: after each of the first two pages.
             let merged = if i < 2 { [2, 3][i] } else { 3 };
-            assert_eq!(m.count("SELECT count(*) FROM main.m"), merged, "after page {i}");
+            assert_eq!(
+                m.count("SELECT count(*) FROM main.m"),
+                merged,
+                "after page {i}"
+            );
             assert_eq!(m.count("SELECT count(*) FROM main._runtime_state"), 0);
         }
         m.loader.publish(&m.model, Some("{}"), true).unwrap();
