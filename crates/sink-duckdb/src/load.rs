@@ -287,8 +287,8 @@ impl Backend for DuckLoader {
         let _turn = publishing
             .lock()
             .map_err(|_| LoadError(format!("{}: publishing lock poisoned", self.shown)))?;
-        // Another process's transaction (a reader's) can still meet ours; DuckDB then
-        // refuses ours as a conflict, which is retried (nothing of it was kept).
+        // Another stream's staging transaction can still meet ours in DuckDB's catalog;
+        // DuckDB then refuses ours as a conflict, which is retried (nothing was kept).
         let mut attempt = 0;
         loop {
             match self.transaction(&sql) {
