@@ -288,6 +288,14 @@ fn stripe_connect_reads_each_account_in_windows_from_its_own_cursor() {
     sb.sync_spec(&base, &sets)
         .expect_code(0)
         .expect_no_leak("rk_test");
+    // Per account, windows of 3, 2 and 3 transactions in pages of 2: 2 + 1 + 2 requests.
+    // `has_more: false` ends each window; following the last id instead would ask once
+    // more per window and get an empty page (16 requests).
+    assert_eq!(
+        server.requests().len(),
+        10,
+        "no request after has_more: false"
+    );
     let mut got: Vec<(String, String)> = sb
         .records("balance_transactions")
         .iter()

@@ -468,6 +468,59 @@ fn an_empty_page_stops_even_with_a_next_link() {
     assert_eq!((row.records, row.pages), (4, 3));
 }
 
+/// A Stripe-style list: the last id is always there to page on, `has_more` says whether
+/// it is worth it; page 3 of `broken` leaves the flag out.
+fn listing(r: &support::Logged, broken: bool) -> Reply {
+    let after: usize = r.param("starting_after").map_or(0, |a| a.parse().unwrap());
+    let ids = window(5, after, 2);
+    let last = ids.last().copied().unwrap_or(after);
+    let more = if broken && after == 4 {
+        String::new()
+    } else {
+        format!(r#", "has_more": {}"#, last < 5)
+    };
+    Reply::json(format!(
+        r#"{{"data": [{}], "last": "{last}"{more}}}"#,
+        recs(ids)
+    ))
+}
+
+const LISTING: &str = r#"
+  items:
+    path: /items
+    records: $.data[*]
+    pagination: { kind: cursor, next: $.last, has_more: $.has_more, param: starting_after, page_size: { param: limit, value: 2 } }
+"#;
+
+#[test]
+fn has_more_false_is_the_last_page() {
+    let srv = serve(|r| listing(r, false));
+    let sb = Sandbox::new();
+    sb.spec(&spec(LISTING));
+    let run = sb.sync(&srv, &[]);
+    run.expect_code(0);
+    assert_eq!(sb.lines("items"), rec_lines(1..=5));
+    // Without `has_more`, a fourth request after "5" would come back empty.
+    assert_eq!(
+        srv.param_seq("/items", "starting_after"),
+        vec![None, Some("2".into()), Some("4".into())]
+    );
+    assert_eq!(run.row("items").requests, 3);
+}
+
+#[test]
+fn a_page_without_has_more_fails_the_stream() {
+    let srv = serve(|r| listing(r, true));
+    let sb = Sandbox::new();
+    sb.spec(&spec(LISTING));
+    let run = sb.sync(&srv, &[]);
+    run.expect_code(1).expect_stderr(&[
+        "stream items failed",
+        "pagination.has_more $.has_more is absent or null, not true or false",
+    ]);
+    assert_eq!(run.row("items").status, "FAILED");
+}
+
 #[test]
 fn a_repeated_cursor_fails_the_stream_instead_of_looping() {
     let srv = serve(|_| Reply::json(format!(r#"{{"next": "stuck", "items": [{}]}}"#, recs([1]))));

@@ -54,6 +54,8 @@ pub enum Stop {
     Empty,
     /// A page held fewer records than the page size.
     Short,
+    /// The page's `has_more` flag was `false`.
+    NoMore,
     /// A record met `stop_when`.
     Condition,
     /// The total count (or total pages) was reached.
@@ -322,6 +324,11 @@ impl Paginator {
         if self.kind.max_pages().is_some_and(|m| self.pages >= m) {
             return Ok(Step::Done(Stop::MaxPages));
         }
+        if let Some(path) = self.kind.has_more()
+            && !more_at(path, meta)?
+        {
+            return Ok(Step::Done(Stop::NoMore));
+        }
         let kind = self.kind.clone();
         match &kind {
             Pagination::None => Ok(Step::Done(Stop::Single)),
@@ -500,6 +507,23 @@ fn number_at(path: Option<&JsonPath>, meta: &Value) -> Result<Option<u64>, Pagin
     }
 }
 
+/// The `has_more` flag at a JSONPath: `true` or `false`; anything else (absent, null, a
+/// string) is an error rather than a guess, since either guess can be wrong: stopping
+/// loses pages, going on loops on an API that never says no.
+fn more_at(path: &JsonPath, meta: &Value) -> Result<bool, PaginateError> {
+    match path.first(meta).map_err(|e| PaginateError(e.to_string()))? {
+        Some(Value::Bool(b)) => Ok(*b),
+        found => Err(PaginateError(format!(
+            "pagination.has_more {} is {}, not true or false; point it at the API's boolean that says whether more pages follow",
+            path.source(),
+            match found {
+                None | Some(Value::Null) => "absent or null".to_owned(),
+                Some(v) => format!("{} ({})", type_name(v), printable::api_text(&v.to_string())),
+            }
+        ))),
+    }
+}
+
 /// A non-empty string (or number) at a JSONPath; absent, null or "" means no next page.
 /// Any other type is an error: an object taken as "no cursor" would end a stream early.
 fn string_at(path: &JsonPath, meta: &Value) -> Result<Option<String>, PaginateError> {
@@ -651,6 +675,7 @@ mod tests {
         assert_eq!(p.planned_pages(), Some(3), "5 pages, capped by max_pages");
         assert_eq!(p.ahead(1).unwrap().0, q(vec![("page", "3")]));
         let mut c = Paginator::new(&Pagination::Cursor {
+            has_more: None,
             next: Some(JsonPath::new("$.n")),
             next_header: None,
             next_record: None,
@@ -714,6 +739,7 @@ mod tests {
     #[test]
     fn cursor_from_body_header_and_repeat() {
         let kind = Pagination::Cursor {
+            has_more: None,
             next: Some(JsonPath::new("$.next")),
             next_header: None,
             param: "cursor".into(),
@@ -741,6 +767,7 @@ mod tests {
         );
 
         let kind = Pagination::Cursor {
+            has_more: None,
             next: None,
             next_header: Some("X-Next".into()),
             param: "after".into(),
@@ -759,8 +786,60 @@ mod tests {
     }
 
     #[test]
+    fn has_more_false_ends_the_stream_whatever_the_cursor_says() {
+        let kind = Pagination::Cursor {
+            has_more: Some(JsonPath::new("$.has_more")),
+            next: Some(JsonPath::new("$.data[-1:].id")),
+            next_header: None,
+            param: "starting_after".into(),
+            page_size: None,
+            stop_when: None,
+            next_record: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        let h = HeaderMap::new();
+        let page = |more: Value, last: &str| json!({"data": [{"id": last}], "has_more": more});
+        assert_eq!(
+            p.advance(&page(json!(true), "a"), &h, 1, &url()).unwrap(),
+            Step::Next(q(vec![("starting_after", "a")]))
+        );
+        assert_eq!(
+            p.advance(&page(json!(false), "b"), &h, 1, &url()).unwrap(),
+            Step::Done(Stop::NoMore)
+        );
+        for (bad, says) in [
+            (json!({"data": [{"id": "c"}]}), "absent or null"),
+            (page(json!("false"), "c"), "a string (\"false\")"),
+            (page(Value::Null, "c"), "absent or null"),
+        ] {
+            let e = Paginator::new(&kind)
+                .advance(&bad, &h, 1, &url())
+                .unwrap_err();
+            assert!(
+                e.0.contains("has_more $.has_more") && e.0.contains(says),
+                "{e}"
+            );
+        }
+        // On a next-URL stream too.
+        let kind = Pagination::NextUrl {
+            has_more: Some(JsonPath::new("$.more")),
+            next: JsonPath::new("$.next"),
+            stop_when: None,
+            max_pages: None,
+        };
+        let mut p = Paginator::new(&kind);
+        assert_eq!(
+            p.advance(&json!({"next": "/p2", "more": false}), &h, 1, &url())
+                .unwrap(),
+            Step::Done(Stop::NoMore)
+        );
+    }
+
+    #[test]
     fn next_url_relative_and_link_header() {
         let kind = Pagination::NextUrl {
+            has_more: None,
             next: JsonPath::new("$.links.next"),
             stop_when: None,
             max_pages: None,
@@ -824,6 +903,7 @@ mod tests {
 
     fn cursor_kind() -> Pagination {
         Pagination::Cursor {
+            has_more: None,
             next: Some(JsonPath::new("$.meta.next")),
             next_header: None,
             param: "cursor".into(),
@@ -910,6 +990,7 @@ mod tests {
             .unwrap();
         assert_eq!(p.vars()["cursor"], json!("c9"));
         let kind = Pagination::Cursor {
+            has_more: None,
             next: Some(JsonPath::new("$.next")),
             next_header: None,
             param: "cursor".into(),
@@ -1000,6 +1081,7 @@ mod tests {
     #[test]
     fn a_next_url_back_to_the_first_page_or_an_earlier_one_is_refused() {
         let kind = Pagination::NextUrl {
+            has_more: None,
             next: JsonPath::new("$.next"),
             stop_when: None,
             max_pages: None,
@@ -1141,6 +1223,7 @@ mod tests {
 
     fn record_kind(next: &str, size: Option<u64>, stop: Option<&str>) -> Pagination {
         Pagination::Cursor {
+            has_more: None,
             next: None,
             next_header: None,
             next_record: Some(connector_spec::Template::new(next)),
@@ -1224,6 +1307,7 @@ mod tests {
         let h = HeaderMap::new();
         let ctx = json!({"incremental": {"start": "2024-03-01"}});
         let kind = Pagination::NextUrl {
+            has_more: None,
             next: JsonPath::new("$.next"),
             stop_when: Some(connector_spec::Condition::new(
                 "record.at < incremental.start",
@@ -1256,6 +1340,7 @@ mod tests {
         use connector_spec::Placement;
         let h = HeaderMap::new();
         let kind = Pagination::Cursor {
+            has_more: None,
             next: Some(JsonPath::new("$.next")),
             next_header: None,
             next_record: None,

@@ -466,8 +466,10 @@ fn meta_paths(p: &Pagination) -> Vec<&JsonPath> {
         Pagination::PageNumber {
             total, total_pages, ..
         } => total.iter().chain(total_pages.iter()).collect(),
-        Pagination::Cursor { next, .. } => next.iter().collect(),
-        Pagination::NextUrl { next, .. } => vec![next],
+        Pagination::Cursor { next, has_more, .. } => next.iter().chain(has_more).collect(),
+        Pagination::NextUrl { next, has_more, .. } => {
+            std::iter::once(next).chain(has_more).collect()
+        }
         Pagination::None | Pagination::LinkHeader { .. } => Vec::new(),
     }
 }

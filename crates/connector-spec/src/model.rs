@@ -645,6 +645,11 @@ pub enum Pagination {
         /// Page size parameter, sent with every request (a short page does not end a cursor stream; a missing next cursor does).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         page_size: Option<PageSize>,
+        /// JSONPath of a boolean that says whether another page follows (Stripe's
+        /// `$.has_more`): `false` ends the stream after this page; anything but `true` or
+        /// `false` there is an error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        has_more: Option<JsonPath>,
         /// Stop at the first record for which this condition holds (e.g.
         /// `record.created_at < incremental.start` in a feed sorted newest first): the
         /// records before it are kept, it and the rest are dropped, no further page is read.
@@ -659,6 +664,11 @@ pub enum Pagination {
     NextUrl {
         /// JSONPath of the next page's URL, relative or absolute.
         next: JsonPath,
+        /// JSONPath of a boolean that says whether another page follows (Stripe's
+        /// `$.has_more`): `false` ends the stream after this page; anything but `true` or
+        /// `false` there is an error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        has_more: Option<JsonPath>,
         /// Stop at the first record for which this condition holds (e.g.
         /// `record.created_at < incremental.start` in a feed sorted newest first): the
         /// records before it are kept, it and the rest are dropped, no further page is read.
@@ -707,6 +717,16 @@ impl Pagination {
                 concurrency.unwrap_or(1).max(1)
             }
             _ => 1,
+        }
+    }
+
+    /// The `has_more` path (cursor and next-URL pagination).
+    pub fn has_more(&self) -> Option<&JsonPath> {
+        match self {
+            Pagination::Cursor { has_more, .. } | Pagination::NextUrl { has_more, .. } => {
+                has_more.as_ref()
+            }
+            _ => None,
         }
     }
 

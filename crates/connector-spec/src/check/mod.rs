@@ -163,6 +163,7 @@ fn compile(spec: &Spec) {
             Pagination::NextUrl { next, .. } => p(next),
             Pagination::None | Pagination::LinkHeader { .. } => {}
         }
+        s.pagination.has_more().into_iter().for_each(p);
         if let Some(c) = s.pagination.stop_when() {
             t(c.template());
         }

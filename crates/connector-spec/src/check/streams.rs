@@ -156,6 +156,9 @@ fn pagination(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
         }
         Pagination::NextUrl { next, .. } => paths::jsonpath(cx, &p("next"), next),
     }
+    if let Some(h) = stream.pagination.has_more() {
+        paths::jsonpath(cx, &p("has_more"), h);
+    }
 }
 
 fn incremental(cx: &mut Ctx<'_>, parts: &Parts, base: &str, stream: &Stream) {
@@ -468,5 +471,38 @@ fn json_schema(cx: &mut Ctx<'_>, ptr: &str, schema: &Value, file: Option<&Path>)
             ),
             None,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    const HEAD: &str = "version: 1\nname: t\nhttp: { base_url: \"https://x\" }\nstreams:\n  a:\n    path: /a\n    primary_key: id\n    records: $.items[*]\n";
+
+    fn errors(pagination: &str) -> Vec<(usize, usize, String)> {
+        super::super::errors_in(&format!("{HEAD}    pagination: {pagination}\n"))
+            .into_iter()
+            .map(|d| (d.location.line, d.location.col, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn has_more_is_a_path_of_cursor_and_next_url_pagination() {
+        let ok = [
+            "{ kind: cursor, next: $.next, has_more: $.has_more, param: after }",
+            "{ kind: next_url, next: $.next, has_more: $.meta.more }",
+        ];
+        for p in ok {
+            assert!(errors(p).is_empty(), "{p}: {:?}", errors(p));
+        }
+        let e = errors("{ kind: cursor, next: $.next, has_more: \"$.[\", param: after }");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].0, e[0].1),
+            (9, 60),
+            "the `[` where the path stops parsing: {e:?}"
+        );
+        let e = errors("{ kind: offset, limit: 10, has_more: $.more }");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].2.contains("has_more"), "{e:?}");
     }
 }
