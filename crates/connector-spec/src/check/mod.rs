@@ -426,6 +426,17 @@ impl Ctx<'_> {
     }
 }
 
+/// The errors, as (line, column, message), of a one-stream spec with this pagination
+/// (for the checks' unit tests). The pagination is on line 10.
+#[cfg(test)]
+pub(crate) fn pagination_errors(pagination: &str) -> Vec<(usize, usize, String)> {
+    const HEAD: &str = "version: 1\nname: t\nhttp: { base_url: \"https://x\" }\nstreams:\n  a:\n    path: /a\n    primary_key: id\n    dedup: true\n    records: $.items[*]\n";
+    errors_in(&format!("{HEAD}    pagination: {pagination}\n"))
+        .into_iter()
+        .map(|d| (d.location.line, d.location.col, d.message))
+        .collect()
+}
+
 /// The error diagnostics of a spec text (for the checks' unit tests).
 #[cfg(test)]
 pub(crate) fn errors_in(text: &str) -> Vec<crate::diagnostic::Diagnostic> {

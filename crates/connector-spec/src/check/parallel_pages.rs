@@ -39,14 +39,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, base: &str, stream: &Stream) {
 
 #[cfg(test)]
 mod tests {
-    const HEAD: &str = "version: 1\nname: t\nhttp: { base_url: \"https://x\" }\nstreams:\n  a:\n    path: /a\n    primary_key: id\n    dedup: true\n    records: $.items[*]\n";
-
-    fn errors(pagination: &str) -> Vec<(usize, usize, String)> {
-        super::super::errors_in(&format!("{HEAD}    pagination: {pagination}\n"))
-            .into_iter()
-            .map(|d| (d.location.line, d.location.col, d.message))
-            .collect()
-    }
+    use super::super::pagination_errors as errors;
 
     #[test]
     fn concurrency_needs_a_total() {

@@ -476,14 +476,7 @@ fn json_schema(cx: &mut Ctx<'_>, ptr: &str, schema: &Value, file: Option<&Path>)
 
 #[cfg(test)]
 mod tests {
-    const HEAD: &str = "version: 1\nname: t\nhttp: { base_url: \"https://x\" }\nstreams:\n  a:\n    path: /a\n    primary_key: id\n    records: $.items[*]\n";
-
-    fn errors(pagination: &str) -> Vec<(usize, usize, String)> {
-        super::super::errors_in(&format!("{HEAD}    pagination: {pagination}\n"))
-            .into_iter()
-            .map(|d| (d.location.line, d.location.col, d.message))
-            .collect()
-    }
+    use super::super::pagination_errors as errors;
 
     #[test]
     fn has_more_is_a_path_of_cursor_and_next_url_pagination() {
@@ -498,7 +491,7 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(
             (e[0].0, e[0].1),
-            (9, 60),
+            (10, 60),
             "the `[` where the path stops parsing: {e:?}"
         );
         let e = errors("{ kind: offset, limit: 10, has_more: $.more }");
