@@ -177,17 +177,8 @@ fn write_modes_duckdb() {
 }
 
 /// A merge batch with two versions of a key: the higher cursor wins, whatever the order.
-fn same_batch(db: Db) {
-    let page = json!({"orders": [
-        {"id": 1, "updated_at": ts(20), "v": "new"},
-        {"id": 1, "updated_at": ts(10), "v": "old"},
-        {"id": 2, "updated_at": ts(5), "v": "first"},
-        {"id": 2, "updated_at": ts(5), "v": "second"}
-    ]});
-    let server = serve(move |_| Reply::value(&page));
-    let sb = Sandbox::new();
-    sb.spec(
-        r#"version: 1
+/// One incremental stream of orders, merged by `id` (the default for a keyed cursor).
+const INCREMENTAL_ORDERS: &str = r#"version: 1
 name: shop
 config:
   base_url: { type: string }
@@ -199,8 +190,18 @@ streams:
     primary_key: id
     records: $.orders[*]
     incremental: { cursor_field: updated_at, start: "2023-01-01T00:00:00Z" }
-"#,
-    );
+"#;
+
+fn same_batch(db: Db) {
+    let page = json!({"orders": [
+        {"id": 1, "updated_at": ts(20), "v": "new"},
+        {"id": 1, "updated_at": ts(10), "v": "old"},
+        {"id": 2, "updated_at": ts(5), "v": "first"},
+        {"id": 2, "updated_at": ts(5), "v": "second"}
+    ]});
+    let server = serve(move |_| Reply::value(&page));
+    let sb = Sandbox::new();
+    sb.spec(INCREMENTAL_ORDERS);
     sb.sync(&server, &["--to", &db.to()]).expect_code(0);
     let o = db.table("orders");
     assert_eq!(db.text(&format!("SELECT v FROM {o} WHERE id = 1")), "new");
@@ -242,21 +243,7 @@ fn a_new_merge_table_is_keyed_in_its_first_checkpoint_postgres() {
         Reply::value(&json!({ "orders": orders }))
     });
     let sb = Sandbox::new();
-    sb.spec(
-        r#"version: 1
-name: shop
-config:
-  base_url: { type: string }
-http:
-  base_url: "{{ config.base_url }}"
-streams:
-  orders:
-    path: /orders
-    primary_key: id
-    records: $.orders[*]
-    incremental: { cursor_field: updated_at, start: "2023-01-01T00:00:00Z" }
-"#,
-    );
+    sb.spec(INCREMENTAL_ORDERS);
     sb.sync(&server, &["--to", &db.to()])
         .expect_code(1)
         .expect_stderr(&["null values"]);

@@ -304,10 +304,7 @@ mod tests {
 
     /// (line, col, message, help) of every error.
     fn errors(body: &str) -> Vec<(usize, usize, String, Option<String>)> {
-        crate::check::errors_in(&format!("{HEAD}{body}"))
-            .into_iter()
-            .map(|d| (d.location.line, d.location.col, d.message, d.help))
-            .collect()
+        crate::check::error_list(&format!("{HEAD}{body}"))
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl DuckDestination {
         let merge_batch = self.target.merge_batch;
         Worker::start(&spec.stream.clone(), self.load_id.clone(), move || {
             load::DuckLoader::open(conn, &shown, &schema, &connector, &spec, &load_id)
-                .map(|(loader, model)| (loader.sharing(publishing, merge_batch), model))
+                .map(|(loader, model)| (loader.configured(publishing, merge_batch), model))
         })
     }
 

@@ -60,7 +60,7 @@ pub struct DuckLoader {
     /// Bytes of JSON staged since the last merge.
     staged_bytes: usize,
     /// Held while publishing: one publishing transaction at a time in the file (see
-    /// [`DuckLoader::sharing`]).
+    /// [`DuckLoader::configured`]).
     publishing: Arc<Mutex<()>>,
 }
 
@@ -164,7 +164,7 @@ impl DuckLoader {
     /// and join in DuckDB's one memory limit, and one of them failed out of memory;
     /// taking turns keeps one batch's worth pinned, and two transactions no longer meet
     /// on the state table.
-    pub fn sharing(mut self, lock: Arc<Mutex<()>>, merge_batch: u64) -> Self {
+    pub fn configured(mut self, lock: Arc<Mutex<()>>, merge_batch: u64) -> Self {
         self.publishing = lock;
         self.merge_batch = merge_batch.max(1);
         self
@@ -396,7 +396,7 @@ mod tests {
             };
             let (loader, model) =
                 DuckLoader::open(conn.try_clone().unwrap(), "t", "main", "c", &spec, "l").unwrap();
-            let loader = loader.sharing(Arc::default(), batch);
+            let loader = loader.configured(Arc::default(), batch);
             Self {
                 dir,
                 conn,

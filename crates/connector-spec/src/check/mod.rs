@@ -437,6 +437,15 @@ pub(crate) fn pagination_errors(pagination: &str) -> Vec<(usize, usize, String)>
         .collect()
 }
 
+/// The errors of a spec text as (line, column, message, help) (for the checks' unit tests).
+#[cfg(test)]
+pub(crate) fn error_list(text: &str) -> Vec<(usize, usize, String, Option<String>)> {
+    errors_in(text)
+        .into_iter()
+        .map(|d| (d.location.line, d.location.col, d.message, d.help))
+        .collect()
+}
+
 /// The error diagnostics of a spec text (for the checks' unit tests).
 #[cfg(test)]
 pub(crate) fn errors_in(text: &str) -> Vec<crate::diagnostic::Diagnostic> {
